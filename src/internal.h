@@ -1,0 +1,263 @@
+/* Declarations shared by the files of libcellblock; not installed. */
+#ifndef CELLBLOCK_INTERNAL_H
+#define CELLBLOCK_INTERNAL_H
+
+#include "cellblock.h"
+
+#include <linux/filter.h>
+#include <stdarg.h>
+#include <sys/capability.h>
+#include <jansson.h>
+#include <time.h>
+
+#define CB_EXPORT __attribute__((visibility("default")))
+#define CB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- units.c: text forms of sizes and durations ---- */
+
+int cb_parse_size(const char *text, uint64_t *out);
+int cb_parse_seconds(const char *text, double *out);
+int cb_parse_uint(const char *text, uint64_t max, uint64_t *out);
+double cb_timespec_diff(const struct timespec *later, const struct timespec *earlier);
+
+/* ---- policy.c ---- */
+
+enum cb_net { CB_NET_NONE, CB_NET_LOOPBACK, CB_NET_HOST };
+enum cb_seccomp_mode { CB_SECCOMP_DEFAULT, CB_SECCOMP_NONE };
+
+/* One ro_bind / bind / tmpfs entry as the policy states it. */
+struct cb_path_spec {
+        char *src;     /* host path (binds); NULL for tmpfs */
+        char *dst;     /* path inside the cell */
+        uint64_t size; /* tmpfs size in bytes */
+};
+
+struct cb_path_list {
+        struct cb_path_spec *v;
+        size_t n;
+};
+
+struct cb_str_list {
+        char **v;
+        size_t n;
+};
+
+struct cb_policy {
+        struct cb_path_list ro_bind, bind, tmpfs;
+        char *chdir;
+        struct cb_str_list env; /* "NAME=VALUE" */
+        enum cb_net net;
+        uint64_t memory, pids, output_limit, file_size;
+        double cpus, timeout, cpu_time, kill_grace;
+        bool output_truncate;
+        uint64_t uid, gid;
+        char *hostname;
+        enum cb_seccomp_mode seccomp;
+        bool unsafe;
+};
+
+/* The default size of the cell's private /tmp. */
+#define CB_DEFAULT_TMP_SIZE (64ULL << 20)
+
+void cb_error_set(cb_error *err, const char *field, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Apply a parsed JSON policy object (the server's request carries one). */
+int cb_policy_apply_object(cb_policy *policy, const json_t *obj, cb_error *err);
+
+/* ---- mounts.c: the cell's filesystem view ---- */
+
+enum cb_mount_kind {
+        CB_MNT_BIND,    /* src is a host path */
+        CB_MNT_TMPFS,   /* size, mode */
+        CB_MNT_PROC,    /* a new procfs for the cell's pid namespace */
+        CB_MNT_SYMLINK, /* src is the link target */
+        CB_MNT_FILE,    /* src is the file's contents (read-only) */
+};
+
+struct cb_mount_entry {
+        enum cb_mount_kind kind;
+        const char *src;
+        const char *dst;
+        uint64_t size;
+        unsigned mode;
+        bool writable;
+        bool device;   /* a device node: keep it usable (no nodev) */
+        int src_fd;    /* child only: the detached source tree */
+        bool src_dir;  /* child only: whether the source is a directory */
+};
+
+struct cb_mount_plan {
+        struct cb_mount_entry *v;
+        size_t n;
+        char **owned; /* strings the plan allocated (symlink targets, file contents) */
+        size_t n_owned;
+};
+
+int cb_mount_plan_build(const cb_policy *policy, struct cb_mount_plan *plan, cb_error *err);
+void cb_mount_plan_free(struct cb_mount_plan *plan);
+
+/* Child side; each returns 0 or -1 with errno set and *what naming the path. */
+int cb_mounts_grab_sources(struct cb_mount_plan *plan, const char **what);
+int cb_mounts_build_root(struct cb_mount_plan *plan, const char **what);
+
+/* ---- userns.c ---- */
+
+#define CB_HOST_ID_BASE 0x70000000u
+
+struct cb_idmap {
+        char uid_map[64];
+        char gid_map[64];
+        bool deny_setgroups;
+};
+
+void cb_idmap_prepare(const cb_policy *policy, pid_t child, struct cb_idmap *map);
+int cb_idmap_write(pid_t child, const struct cb_idmap *map, const char **what);
+int cb_identity_assume(const cb_policy *policy, bool drop_groups);
+
+/* ---- net.c ---- */
+
+int cb_net_setup(enum cb_net net);
+
+/* ---- caps.c ---- */
+
+int cb_caps_drop_all(cap_t empty);
+
+/* ---- seccomp.c ---- */
+
+struct cb_bpf {
+        struct sock_filter *insns;
+        unsigned short len;
+};
+
+int cb_seccomp_compile(const cb_policy *policy, struct cb_bpf *out, cb_error *err);
+void cb_bpf_free(struct cb_bpf *bpf);
+int cb_seccomp_load(const struct cb_bpf *bpf);
+
+/* ---- landlock.c ---- */
+
+int cb_landlock_abi(void);
+int cb_landlock_apply(const struct cb_mount_plan *plan, enum cb_net net, int abi,
+                      const char **what);
+
+/* ---- rlimit.c ---- */
+
+int cb_rlimits_apply(const cb_policy *policy, const char **what);
+
+/* ---- init.c: the cell's pid 1 ---- */
+
+struct cb_exec {
+        char *const *argv;
+        char *const *envp;
+        const char *path; /* search path for argv[0] without a slash */
+};
+
+__attribute__((noreturn)) void cb_init_run(const struct cb_exec *exec, int report_fd);
+
+/* ---- report: what the cell tells its supervisor, over a pipe ---- */
+
+enum cb_report_kind {
+        CB_REPORT_SETUP_FAILED = 1,
+        CB_REPORT_EXEC_FAILED,
+        CB_REPORT_EXEC_STARTED,
+        CB_REPORT_PROGRAM_ENDED,
+};
+
+/* Fixed size and smaller than PIPE_BUF, so every write is atomic. */
+struct cb_report {
+        uint32_t kind;
+        uint32_t step;
+        int32_t err;
+        int32_t wstatus;
+        char detail[112];
+};
+
+void cb_report_send(int fd, enum cb_report_kind kind, unsigned step, int err, int wstatus,
+                    const char *detail);
+
+/* The steps of a cell's setup, in order.  Names appear in results. */
+enum cb_step {
+        CB_STEP_POLICY,
+        CB_STEP_CLONE,
+        CB_STEP_USERNS,
+        CB_STEP_PARENT_DEATH,
+        CB_STEP_ARRANGE_FDS,
+        CB_STEP_RELEASE,
+        CB_STEP_MOUNT_SOURCES,
+        CB_STEP_IDENTITY,
+        CB_STEP_SESSION,
+        CB_STEP_MOUNTS,
+        CB_STEP_HOSTNAME,
+        CB_STEP_NETWORK,
+        CB_STEP_RLIMITS,
+        CB_STEP_CLOSE_FDS,
+        CB_STEP_CAPABILITIES,
+        CB_STEP_NO_NEW_PRIVS,
+        CB_STEP_LANDLOCK,
+        CB_STEP_SECCOMP,
+        CB_STEP_EXECVE,
+        CB_STEP_COUNT
+};
+
+const char *cb_step_name(unsigned step);
+
+/* ---- spawn.c / supervise.c: a running cell ---- */
+
+enum cb_stream { CB_STDOUT, CB_STDERR };
+
+struct cb_capture {
+        int pipe_fd; /* read end, -1 when closed */
+        int sink_fd; /* where kept bytes go */
+        uint64_t kept, dropped;
+};
+
+enum cb_kill_reason {
+        CB_KILL_NONE,
+        CB_KILL_TIMEOUT,
+        CB_KILL_CPU_TIME,
+        CB_KILL_OUTPUT,
+        CB_KILL_CALLER,
+};
+
+/* What an epoll event in a cb_loop points at. */
+struct cb_watch {
+        struct cb_cell *cell;
+        int kind;
+};
+
+struct cb_cell {
+        pid_t pid;
+        int pidfd;
+        int report_fd;
+        int sync_fd;  /* held until the cell reports its execve, see spawn.c */
+        int timer_fd; /* wall-clock limit and kill grace */
+        struct cb_capture out[2];
+        struct timespec started;
+        /* copies of the policy's limits the supervisor enforces */
+        double timeout, kill_grace;
+        uint64_t output_limit;
+        bool output_truncate;
+        /* what the cell has said and done */
+        struct cb_report failure; /* kind 0 when none */
+        bool exec_started, program_ended, init_reaped, grace_sent;
+        int program_wstatus;
+        enum cb_kill_reason kill_reason;
+        cb_result result;
+        bool done;
+        /* event-loop registration */
+        struct cb_loop *loop;
+        struct cb_watch watches[5];
+        cb_done_fn done_fn;
+        void *done_data;
+};
+
+void cb_cell_start_clock(struct cb_cell *cell);
+void cb_result_init(cb_result *r);
+void cb_result_set_error(cb_result *r, cb_status status, const char *step, int err,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ---- check.c ---- */
+
+bool cb_have_user_namespaces(void);
+
+#endif
