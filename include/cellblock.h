@@ -141,6 +141,8 @@ typedef struct cb_spawn_opts {
          * and counting the rest.  When false, the fds are handed over as is.
          */
         bool capture_output;
+        /* A short name for humans, used in the cell's cgroup names; NULL: the program's. */
+        const char *name;
 } cb_spawn_opts;
 
 /* Spawn options with stdio from /dev/null and no capture. */

@@ -95,6 +95,31 @@ static bool clone3_accepts(unsigned long long flags)
         return true;
 }
 
+static const char *enforcer(bool cgroup)
+{
+        return cgroup ? "cgroup" : "rlimit";
+}
+
+/* Where each limit would be enforced for a cell started now. */
+static json_t *limits_json(void)
+{
+        const struct cb_cgroup_host *h = cb_cgroup_host();
+        json_t *ctrls = json_object();
+
+        for (int c = 0; c < CB_CTRL_COUNT; c++) {
+                int at = h->where[c];
+
+                json_object_set_new(ctrls, cb_ctrl_name((enum cb_ctrl)c),
+                                    at < 0 ? json_null() : json_string(h->h[at].base));
+        }
+        return json_pack("{s:s, s:s, s:s, s:s, s:o}", "memory",
+                         enforcer(cb_cgroup_has(CB_CTRL_MEMORY)), "pids",
+                         enforcer(cb_cgroup_has(CB_CTRL_PIDS)), "cpus",
+                         cb_cgroup_has(CB_CTRL_CPU) ? "cgroup" : "unavailable", "cpu_time",
+                         cb_cgroup_measures_cpu() ? "supervisor" : "rlimit", "controllers",
+                         ctrls);
+}
+
 static const char *cgroup_layout(void)
 {
         struct statfs fs;
@@ -155,6 +180,7 @@ CB_EXPORT char *cb_check_host(bool *enforceable)
                 *enforceable);
         if (!o)
                 return NULL;
+        json_object_set_new(json_object_get(o, "cgroup"), "limits", limits_json());
         json_object_set_new(o, "clone_pidfd_autokill",
                             json_boolean(clone3_accepts(CLONE_PIDFD | CB_CLONE_AUTOREAP |
                                                         CB_CLONE_PIDFD_AUTOKILL)));

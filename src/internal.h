@@ -140,9 +140,59 @@ int cb_landlock_abi(void);
 int cb_landlock_apply(const struct cb_mount_plan *plan, enum cb_net net, int abi,
                       const char **what);
 
+/* ---- cgroup.c, cgroup_reaper.c ---- */
+
+enum cb_ctrl { CB_CTRL_MEMORY, CB_CTRL_PIDS, CB_CTRL_CPU, CB_CTRL_CPUACCT, CB_CTRL_COUNT };
+
+#define CB_MAX_HIERARCHIES (CB_CTRL_COUNT + 1)
+
+/* One cgroup hierarchy in use: the v2 tree, or a v1 controller's. */
+struct cb_cg_hier {
+        char mount[256];
+        char base[1024]; /* our own cgroup in it */
+        bool v2;
+        bool writable;
+};
+
+struct cb_cgroup_host {
+        struct cb_cg_hier h[CB_MAX_HIERARCHIES];
+        size_t n;
+        int v2;                   /* index of the v2 tree, -1 if none usable */
+        int where[CB_CTRL_COUNT]; /* hierarchy of each controller, -1 if none */
+        unsigned live;            /* cells with cgroups, under a lock */
+};
+
+/* A cell's cgroups: a directory named `name` in each hierarchy of `in`. */
+struct cb_cgroup {
+        char name[64];
+        unsigned in;
+        int v2_fd; /* for CLONE_INTO_CGROUP */
+};
+
+const struct cb_cgroup_host *cb_cgroup_host(void);
+bool cb_cgroup_has(enum cb_ctrl ctrl);
+bool cb_cgroup_measures_cpu(void);
+const char *cb_ctrl_name(enum cb_ctrl ctrl);
+int cb_cgroup_create(const cb_policy *policy, const char *label, struct cb_cgroup **out,
+                     const char **what);
+int cb_cgroup_clone_fd(const struct cb_cgroup *cg);
+int cb_cgroup_attach(const struct cb_cgroup *cg, pid_t pid, bool cloned_into_v2);
+void cb_cgroup_kill(const struct cb_cgroup *cg);
+bool cb_cgroup_cpu(const struct cb_cgroup *cg, double *user, double *system);
+bool cb_cgroup_memory(const struct cb_cgroup *cg, uint64_t *peak, uint64_t *oom_kills);
+void cb_cgroup_destroy(struct cb_cgroup *cg);
+void cb_cgroup_sweep_stale(const struct cb_cgroup_host *host);
+int cb_cgroup_reaper_start(const struct cb_cgroup_host *host);
+
 /* ---- rlimit.c ---- */
 
-int cb_rlimits_apply(const cb_policy *policy, const char **what);
+/* Which limits the cell enforces on itself, where no cgroup can. */
+struct cb_rlimit_fallback {
+        bool memory, pids, cpu_time;
+};
+
+int cb_rlimits_apply(const cb_policy *policy, const struct cb_rlimit_fallback *fb,
+                     const char **what);
 
 /* ---- init.c: the cell's pid 1 ---- */
 
@@ -179,6 +229,7 @@ void cb_report_send(int fd, enum cb_report_kind kind, unsigned step, int err, in
 enum cb_step {
         CB_STEP_POLICY,
         CB_STEP_CLONE,
+        CB_STEP_CGROUP,
         CB_STEP_USERNS,
         CB_STEP_PARENT_DEATH,
         CB_STEP_ARRANGE_FDS,
@@ -231,6 +282,9 @@ struct cb_cell {
         int report_fd;
         int sync_fd;  /* held until the cell reports its execve, see spawn.c */
         int timer_fd; /* wall-clock limit and kill grace */
+        int cpu_timer_fd; /* when to look at the cell's CPU time next */
+        struct cb_cgroup *cg; /* NULL when no cgroup could be used */
+        double cpu_time;
         struct cb_capture out[2];
         struct timespec started;
         /* copies of the policy's limits the supervisor enforces */
@@ -246,7 +300,7 @@ struct cb_cell {
         bool done;
         /* event-loop registration */
         struct cb_loop *loop;
-        struct cb_watch watches[5];
+        struct cb_watch watches[6];
         cb_done_fn done_fn;
         void *done_data;
 };

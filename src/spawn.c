@@ -41,6 +41,7 @@
 static const char *const STEP_NAMES[CB_STEP_COUNT] = {
         [CB_STEP_POLICY] = "policy",
         [CB_STEP_CLONE] = "clone",
+        [CB_STEP_CGROUP] = "cgroup",
         [CB_STEP_USERNS] = "userns",
         [CB_STEP_PARENT_DEATH] = "parent-death",
         [CB_STEP_ARRANGE_FDS] = "fds",
@@ -90,6 +91,8 @@ struct cb_child {
         int report_wr, sync_rd;
         bool drop_groups;
         int landlock_abi;
+        struct cb_rlimit_fallback fallback;
+        int cgroup_fd; /* CLONE_INTO_CGROUP target, -1 for none */
 };
 
 /* ------------------------------------------------------------------ */
@@ -188,7 +191,7 @@ __attribute__((noreturn)) static void cell_main(struct cb_child *c)
                 fail(report, CB_STEP_HOSTNAME, NULL);
         if (cb_net_setup(p->net) < 0)
                 fail(report, CB_STEP_NETWORK, NULL);
-        if (cb_rlimits_apply(p, &what) < 0)
+        if (cb_rlimits_apply(p, &c->fallback, &what) < 0)
                 fail(report, CB_STEP_RLIMITS, what);
         if (close_range(SYNC_FD, ~0U, 0) < 0)
                 fail(report, CB_STEP_CLOSE_FDS, NULL);
@@ -314,7 +317,7 @@ static unsigned long long clone_flags(const cb_policy *p)
  * do can run in the child before it has set itself up.  exit_signal 0: the
  * cell is invisible to the caller's waitpid(-1) and SIGCHLD handling.
  */
-static pid_t clone_cell(struct cb_child *c, int *pidfd)
+static pid_t clone_cell(struct cb_child *c, int *pidfd, bool *into_cgroup)
 {
         struct clone_args args = {
                 .flags = clone_flags(c->policy),
@@ -325,15 +328,52 @@ static pid_t clone_cell(struct cb_child *c, int *pidfd)
         pid_t pid;
         int err;
 
+        if (c->cgroup_fd >= 0) {
+                args.flags |= CLONE_INTO_CGROUP;
+                args.cgroup = (uint64_t)c->cgroup_fd;
+        }
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &saved);
         pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+        if (pid < 0 && (args.flags & CLONE_INTO_CGROUP)) {
+                /* a kernel without CLONE_INTO_CGROUP: the parent attaches the cell instead */
+                args.flags &= ~(unsigned long long)CLONE_INTO_CGROUP;
+                pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+        }
         if (pid == 0)
                 cell_main(c);
         err = errno;
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        *into_cgroup = (args.flags & CLONE_INTO_CGROUP) != 0;
         errno = err;
         return pid;
+}
+
+/*
+ * Where each limit is enforced: a cgroup when there is one, otherwise an
+ * rlimit the cell sets on itself.  A CPU bandwidth limit has no rlimit
+ * equivalent, so without a cgroup it refuses to start (fail closed).
+ */
+static int plan_limits(struct cb_child *c, const struct cb_cgroup *cg, cb_result *r)
+{
+        const cb_policy *p = c->policy;
+        bool mem = cg && cb_cgroup_has(CB_CTRL_MEMORY), pids = cg && cb_cgroup_has(CB_CTRL_PIDS),
+             cpu = cg && cb_cgroup_has(CB_CTRL_CPU), measured = cg && cb_cgroup_measures_cpu();
+
+        if (p->cpus > 0 && !cpu) {
+                errno = EOPNOTSUPP;
+                return -1;
+        }
+        c->fallback.memory = p->memory && !mem;
+        c->fallback.pids = p->pids && !pids;
+        c->fallback.cpu_time = p->cpu_time > 0 && !measured;
+        r->memory_by = !p->memory ? CB_ENFORCE_NONE : mem ? CB_ENFORCE_CGROUP : CB_ENFORCE_RLIMIT;
+        r->pids_by = !p->pids ? CB_ENFORCE_NONE : pids ? CB_ENFORCE_CGROUP : CB_ENFORCE_RLIMIT;
+        if (p->cpus > 0)
+                r->cpu_by = CB_ENFORCE_CGROUP;
+        else if (p->cpu_time > 0)
+                r->cpu_by = measured ? CB_ENFORCE_SUPERVISOR : CB_ENFORCE_RLIMIT;
+        return 0;
 }
 
 static void abandon_child(pid_t pid, int pidfd)
@@ -365,6 +405,8 @@ static struct cb_cell *cell_new(const cb_policy *p)
                 return NULL;
         cell->pidfd = cell->report_fd = cell->sync_fd = cell->timer_fd = -1;
         cell->out[0].pipe_fd = cell->out[1].pipe_fd = -1;
+        cell->cpu_timer_fd = -1;
+        cell->cpu_time = p->cpu_time;
         cell->timeout = p->timeout;
         cell->kill_grace = p->kill_grace;
         cell->output_limit = p->output_limit;
@@ -385,16 +427,65 @@ static int spawn_failed(cb_result *failure, enum cb_step step, int err, const ch
         return -1;
 }
 
+static const char *cell_name(const cb_spawn_opts *o, char *const argv[])
+{
+        const char *slash;
+
+        if (o->name)
+                return o->name;
+        slash = strrchr(argv[0], '/');
+        return slash ? slash + 1 : argv[0];
+}
+
+/* The cell's cgroups, and where each limit is enforced. */
+static int prepare_limits(struct cb_child *child, struct cb_cell *cell, const cb_spawn_opts *o,
+                          char *const argv[], cb_result *failure)
+{
+        const char *what = "cgroup";
+
+        if (cb_cgroup_create(child->policy, cell_name(o, argv), &cell->cg, &what) < 0)
+                return spawn_failed(failure, CB_STEP_CGROUP, errno, what);
+        if (plan_limits(child, cell->cg, &cell->result) < 0)
+                return spawn_failed(failure, CB_STEP_CGROUP, errno,
+                                    "cpus: no cgroup cpu controller here (see cellblock check)");
+        child->cgroup_fd = cb_cgroup_clone_fd(cell->cg);
+        return 0;
+}
+
+/* After clone3: maps, cgroups, then release the child. */
+static int settle_child(struct cb_cell *cell, const cb_policy *p, pid_t pid, bool into_cgroup,
+                        int sync_fd, cb_result *failure)
+{
+        struct cb_idmap map;
+        const char *what = NULL;
+
+        cb_idmap_prepare(p, pid, &map);
+        if (cb_idmap_write(pid, &map, &what) < 0)
+                return spawn_failed(failure, CB_STEP_USERNS, errno, what);
+        if (cell->cg && cb_cgroup_attach(cell->cg, pid, into_cgroup) < 0)
+                return spawn_failed(failure, CB_STEP_CGROUP, errno, "cgroup.procs");
+        if (write(sync_fd, "x", 1) != 1)
+                return spawn_failed(failure, CB_STEP_RELEASE, errno, NULL);
+        return 0;
+}
+
+static void cell_discard(struct cb_cell *cell)
+{
+        if (!cell)
+                return;
+        cb_cgroup_destroy(cell->cg);
+        free(cell);
+}
+
 CB_EXPORT int cb_spawn(const cb_policy *p, char *const argv[], const cb_spawn_opts *opts,
                        cb_cell **out, cb_result *failure)
 {
         cb_spawn_opts defaults = cb_spawn_opts_default();
-        struct cb_child child = {0};
+        struct cb_child child = {.cgroup_fd = -1};
         struct cb_pipes pp;
-        struct cb_idmap map;
         struct cb_cell *cell = NULL;
         cb_error err;
-        const char *what = NULL;
+        bool into_cgroup = false;
         int pidfd = -1;
         pid_t pid;
 
@@ -422,20 +513,15 @@ CB_EXPORT int cb_spawn(const cb_policy *p, char *const argv[], const cb_spawn_op
                 spawn_failed(failure, CB_STEP_CLONE, ENOMEM, NULL);
                 goto fail_pipes;
         }
+        if (prepare_limits(&child, cell, opts, argv, failure) < 0)
+                goto fail_pipes;
         clock_gettime(CLOCK_MONOTONIC, &cell->started);
-        pid = clone_cell(&child, &pidfd);
+        pid = clone_cell(&child, &pidfd, &into_cgroup);
         if (pid < 0) {
                 spawn_failed(failure, CB_STEP_CLONE, errno, "clone3");
                 goto fail_pipes;
         }
-        cb_idmap_prepare(p, pid, &map);
-        if (cb_idmap_write(pid, &map, &what) < 0) {
-                spawn_failed(failure, CB_STEP_USERNS, errno, what);
-                abandon_child(pid, pidfd);
-                goto fail_pipes;
-        }
-        if (write(pp.sync[1], "x", 1) != 1) {
-                spawn_failed(failure, CB_STEP_RELEASE, errno, NULL);
+        if (settle_child(cell, p, pid, into_cgroup, pp.sync[1], failure) < 0) {
                 abandon_child(pid, pidfd);
                 goto fail_pipes;
         }
@@ -449,7 +535,7 @@ CB_EXPORT int cb_spawn(const cb_policy *p, char *const argv[], const cb_spawn_op
 
 fail_pipes:
         pipes_close(&pp);
-        free(cell);
+        cell_discard(cell);
 fail_prepared:
         child_release(&child);
         return -1;

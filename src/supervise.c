@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum watch_kind { W_PIDFD, W_REPORT, W_STDOUT, W_STDERR, W_TIMER };
+enum watch_kind { W_PIDFD, W_REPORT, W_STDOUT, W_STDERR, W_TIMER, W_CPU };
 
 struct cb_loop {
         int epfd;
@@ -45,6 +45,8 @@ static void kill_cell(struct cb_cell *cell, enum cb_kill_reason reason)
 {
         if (cell->kill_reason == CB_KILL_NONE)
                 cell->kill_reason = reason;
+        if (!cell->init_reaped)
+                cb_cgroup_kill(cell->cg);
         send_to_init(cell, SIGKILL);
 }
 
@@ -129,7 +131,7 @@ static void on_output(struct cb_cell *cell, enum cb_stream s)
                 unwatch(cell, &cap->pipe_fd);
 }
 
-static int arm_timer(struct cb_cell *cell, double seconds)
+static int arm(int timer_fd, double seconds)
 {
         struct itimerspec its = {0};
 
@@ -137,7 +139,7 @@ static int arm_timer(struct cb_cell *cell, double seconds)
         its.it_value.tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9);
         if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
                 its.it_value.tv_nsec = 1;
-        return timerfd_settime(cell->timer_fd, 0, &its, NULL);
+        return timerfd_settime(timer_fd, 0, &its, NULL);
 }
 
 /* At the deadline: SIGTERM first when there is a grace period, then SIGKILL. */
@@ -152,10 +154,42 @@ static void on_timer(struct cb_cell *cell)
                 if (cell->kill_reason == CB_KILL_NONE)
                         cell->kill_reason = CB_KILL_TIMEOUT;
                 send_to_init(cell, SIGTERM);
-                arm_timer(cell, cell->kill_grace);
+                arm(cell->timer_fd, cell->kill_grace);
                 return;
         }
         kill_cell(cell, CB_KILL_TIMEOUT);
+}
+
+/* The cell cannot burn more than this many CPU-seconds per second. */
+static double cpu_parallelism(void)
+{
+        static double online;
+
+        if (online == 0)
+                online = (double)sysconf(_SC_NPROCESSORS_ONLN);
+        return online > 0 ? online : 1;
+}
+
+/*
+ * The CPU-time limit covers the whole cell, measured by its cgroup.  The
+ * next look is timed for the earliest moment the cell could reach it.
+ */
+static void on_cpu_check(struct cb_cell *cell)
+{
+        double user, system, left;
+        uint64_t ticks;
+
+        if (read(cell->cpu_timer_fd, &ticks, sizeof(ticks)) < 0 && errno == EAGAIN)
+                return;
+        if (!cb_cgroup_cpu(cell->cg, &user, &system))
+                return;
+        left = cell->cpu_time - (user + system);
+        if (left <= 0) {
+                kill_cell(cell, CB_KILL_CPU_TIME);
+                return;
+        }
+        left /= cpu_parallelism();
+        arm(cell->cpu_timer_fd, left > 0.005 ? left : 0.005);
 }
 
 /* ------------------------------------------------------------------ */
@@ -167,6 +201,20 @@ static double timeval_s(struct timeval tv)
         return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
+/* Resource use of the whole cell: its cgroup where there is one, else init's rusage. */
+static void account(struct cb_cell *cell, const struct rusage *ru, uint64_t *oom_kills)
+{
+        cb_result *r = &cell->result;
+        uint64_t peak;
+
+        r->cpu_user_s = timeval_s(ru->ru_utime);
+        r->cpu_system_s = timeval_s(ru->ru_stime);
+        r->memory_peak_bytes = (uint64_t)ru->ru_maxrss * 1024;
+        cb_cgroup_cpu(cell->cg, &r->cpu_user_s, &r->cpu_system_s);
+        if (cb_cgroup_memory(cell->cg, &peak, oom_kills))
+                r->memory_peak_bytes = peak;
+}
+
 static const cb_status KILL_STATUS[] = {
         [CB_KILL_TIMEOUT] = CB_TIMEOUT,
         [CB_KILL_CPU_TIME] = CB_CPU_TIME,
@@ -174,7 +222,20 @@ static const cb_status KILL_STATUS[] = {
         [CB_KILL_CALLER] = CB_KILLED,
 };
 
-static void decide_status(struct cb_cell *cell, int init_status)
+/* A program the cell's own RLIMIT_CPU stopped. */
+static bool stopped_by_cpu_rlimit(const struct cb_cell *cell, int ws)
+{
+        return cell->result.cpu_by == CB_ENFORCE_RLIMIT && WIFSIGNALED(ws) &&
+               (WTERMSIG(ws) == SIGXCPU || WTERMSIG(ws) == SIGKILL);
+}
+
+/* The OOM killer acted and the program did not finish cleanly. */
+static bool ended_by_oom(const struct cb_cell *cell, uint64_t oom_kills, int ws)
+{
+        return oom_kills > 0 && !(cell->program_ended && WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+}
+
+static void decide_status(struct cb_cell *cell, int init_status, uint64_t oom_kills)
 {
         cb_result *r = &cell->result;
         const struct cb_report *f = &cell->failure;
@@ -192,8 +253,15 @@ static void decide_status(struct cb_cell *cell, int init_status)
                 r->term_signal = WTERMSIG(ws);
         if (cell->kill_reason != CB_KILL_NONE) {
                 r->status = KILL_STATUS[cell->kill_reason];
+                /* the signal cellblock ended it with: SIGTERM if it left in its grace */
+                if (!r->term_signal)
+                        r->term_signal = cell->grace_sent && cell->program_ended ? SIGTERM : SIGKILL;
+        } else if (ended_by_oom(cell, oom_kills, ws)) {
+                r->status = CB_OOM;
                 if (!r->term_signal)
                         r->term_signal = SIGKILL;
+        } else if (cell->program_ended && stopped_by_cpu_rlimit(cell, ws)) {
+                r->status = CB_CPU_TIME;
         } else if (cell->program_ended) {
                 r->status = WIFEXITED(ws) ? CB_EXITED : CB_SIGNALED;
                 r->exit_code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 0;
@@ -211,6 +279,7 @@ static void finish(struct cb_cell *cell)
 {
         struct rusage ru = {0};
         struct timespec now;
+        uint64_t oom_kills = 0;
         int status = 0;
         cb_result *r = &cell->result;
 
@@ -229,17 +298,18 @@ static void finish(struct cb_cell *cell)
         unwatch(cell, &cell->out[1].pipe_fd);
         unwatch(cell, &cell->sync_fd);
         unwatch(cell, &cell->timer_fd);
+        unwatch(cell, &cell->cpu_timer_fd);
         unwatch(cell, &cell->pidfd);
 
         r->wall_time_s = cb_timespec_diff(&now, &cell->started);
-        r->cpu_user_s = timeval_s(ru.ru_utime);
-        r->cpu_system_s = timeval_s(ru.ru_stime);
-        r->memory_peak_bytes = (uint64_t)ru.ru_maxrss * 1024;
+        account(cell, &ru, &oom_kills);
+        cb_cgroup_destroy(cell->cg);
+        cell->cg = NULL;
         r->stdout_bytes = cell->out[CB_STDOUT].kept;
         r->stdout_dropped_bytes = cell->out[CB_STDOUT].dropped;
         r->stderr_bytes = cell->out[CB_STDERR].kept;
         r->stderr_dropped_bytes = cell->out[CB_STDERR].dropped;
-        decide_status(cell, status);
+        decide_status(cell, status, oom_kills);
         cell->done = true;
 }
 
@@ -292,13 +362,20 @@ static int watch(cb_loop *loop, struct cb_cell *cell, int fd, enum watch_kind ki
 
 static void unwatch_all(struct cb_cell *cell)
 {
-        int fds[] = {cell->pidfd, cell->report_fd, cell->out[0].pipe_fd, cell->out[1].pipe_fd,
-                     cell->timer_fd};
+        int fds[] = {cell->pidfd,    cell->report_fd, cell->out[0].pipe_fd, cell->out[1].pipe_fd,
+                     cell->timer_fd, cell->cpu_timer_fd};
 
         for (size_t i = 0; i < CB_ARRAY_LEN(fds); i++) {
                 if (fds[i] >= 0)
                         epoll_ctl(cell->loop->epfd, EPOLL_CTL_DEL, fds[i], NULL);
         }
+}
+
+static bool start_timer(int *fd, double seconds)
+{
+        if (*fd < 0)
+                *fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        return *fd >= 0 && arm(*fd, seconds) == 0;
 }
 
 CB_EXPORT int cb_loop_add(cb_loop *loop, cb_cell *cell, cb_done_fn done, void *data)
@@ -307,17 +384,18 @@ CB_EXPORT int cb_loop_add(cb_loop *loop, cb_cell *cell, cb_done_fn done, void *d
                 errno = EBUSY;
                 return -1;
         }
-        if (cell->timeout > 0) {
-                cell->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-                if (cell->timer_fd < 0 || arm_timer(cell, cell->timeout) < 0)
-                        return -1;
-        }
+        if (cell->timeout > 0 && !start_timer(&cell->timer_fd, cell->timeout))
+                return -1;
+        if (cell->result.cpu_by == CB_ENFORCE_SUPERVISOR &&
+            !start_timer(&cell->cpu_timer_fd, cell->cpu_time / cpu_parallelism()))
+                return -1;
         cell->loop = loop;
         if (watch(loop, cell, cell->pidfd, W_PIDFD) < 0 ||
             watch(loop, cell, cell->report_fd, W_REPORT) < 0 ||
             watch(loop, cell, cell->out[0].pipe_fd, W_STDOUT) < 0 ||
             watch(loop, cell, cell->out[1].pipe_fd, W_STDERR) < 0 ||
-            watch(loop, cell, cell->timer_fd, W_TIMER) < 0) {
+            watch(loop, cell, cell->timer_fd, W_TIMER) < 0 ||
+            watch(loop, cell, cell->cpu_timer_fd, W_CPU) < 0) {
                 unwatch_all(cell);
                 cell->loop = NULL;
                 return -1;
@@ -347,6 +425,9 @@ static void handle(struct cb_watch *w)
                 break;
         case W_TIMER:
                 on_timer(cell);
+                break;
+        case W_CPU:
+                on_cpu_check(cell);
                 break;
         }
 }
