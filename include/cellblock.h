@@ -87,9 +87,9 @@ typedef enum cb_status {
 
 /* How a limit was enforced, as reported in the result's "limits" object. */
 typedef enum cb_enforcement {
-        CB_ENFORCE_NONE,   /* no limit asked */
-        CB_ENFORCE_CGROUP, /* a cgroup controller */
-        CB_ENFORCE_RLIMIT, /* a resource limit (rootless fallback) */
+        CB_ENFORCE_NONE,       /* no limit asked */
+        CB_ENFORCE_CGROUP,     /* a cgroup controller */
+        CB_ENFORCE_RLIMIT,     /* a resource limit (rootless fallback) */
         CB_ENFORCE_SUPERVISOR, /* the supervisor watches and kills */
 } cb_enforcement;
 
@@ -155,8 +155,8 @@ cb_spawn_opts cb_spawn_opts_default(void);
  * the result.  Returns -1 if the cell could not be created at all, with
  * *failure filled (status CB_SETUP_FAILED).
  */
-int cb_spawn(const cb_policy *policy, char *const argv[], const cb_spawn_opts *opts,
-             cb_cell **cell, cb_result *failure);
+int cb_spawn(const cb_policy *policy, char *const argv[], const cb_spawn_opts *opts, cb_cell **cell,
+             cb_result *failure);
 
 /* The cell's pidfd (owned by the cell) and host pid of its init. */
 int cb_cell_pidfd(const cb_cell *cell);

@@ -88,7 +88,8 @@ static bool read_keyed(const char *dir, const char *name, const char *key, uint6
 
         if (read_file(dir, name, buf, sizeof(buf)) < 0)
                 return false;
-        for (char *line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        for (char *line = buf; line && *line;
+             line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
                 if (strncmp(line, key, klen) == 0 && line[klen] == ' ') {
                         *value = strtoull(line + klen + 1, NULL, 10);
                         return true;
@@ -126,8 +127,8 @@ static bool own_path(const char *ctrl, char *out, size_t size)
                 *path++ = '\0';
                 path[strcspn(path, "\n")] = '\0';
                 list++;
-                if (ctrl ? strstr(list, ctrl) && (strlen(list) == strlen(ctrl) ||
-                                                   strchr(list, ',')) : *list == '\0') {
+                if (ctrl ? strstr(list, ctrl) && (strlen(list) == strlen(ctrl) || strchr(list, ','))
+                         : *list == '\0') {
                         snprintf(out, size, "%s", path);
                         found = true;
                 }
@@ -329,8 +330,8 @@ static void sanitize_label(const char *label, char *out, size_t size)
 
                 out[n++] = (c == '-' || c == '_' || c == '.' || (c >= '0' && c <= '9') ||
                             (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-                                   ? c
-                                   : '_';
+                               ? c
+                               : '_';
         }
         out[n] = '\0';
 }
@@ -376,8 +377,7 @@ static int set_memory(const struct cb_cgroup *cg, uint64_t bytes)
         if (write_file(dir.s, "memory.limit_in_bytes", v) < 0)
                 return -1;
         /* without swap accounting there is no memsw file, and no swap to limit */
-        return write_file(dir.s, "memory.memsw.limit_in_bytes", v) < 0 && errno != ENOENT ? -1
-                                                                                          : 0;
+        return write_file(dir.s, "memory.memsw.limit_in_bytes", v) < 0 && errno != ENOENT ? -1 : 0;
 }
 
 static int set_pids(const struct cb_cgroup *cg, uint64_t max)
@@ -425,10 +425,10 @@ static int apply_limits(struct cb_cgroup *cg, const cb_policy *p, const char **w
 static unsigned needed_hierarchies(const cb_policy *p)
 {
         bool need[CB_CTRL_COUNT] = {
-                [CB_CTRL_MEMORY] = true, /* peak and OOM accounting even without a limit */
-                [CB_CTRL_PIDS] = p->pids > 0,
-                [CB_CTRL_CPU] = p->cpus > 0,
-                [CB_CTRL_CPUACCT] = true,
+            [CB_CTRL_MEMORY] = true, /* peak and OOM accounting even without a limit */
+            [CB_CTRL_PIDS] = p->pids > 0,
+            [CB_CTRL_CPU] = p->cpus > 0,
+            [CB_CTRL_CPUACCT] = true,
         };
         unsigned mask = host.v2 >= 0 ? 1u << host.v2 : 0;
 
@@ -481,8 +481,8 @@ int cb_cgroup_create(const cb_policy *p, const char *label, struct cb_cgroup **o
                 return -1;
         }
         sanitize_label(label, name, sizeof(name));
-        snprintf(cg->name, sizeof(cg->name), "cell-%u%s%s", __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED),
-                 name[0] ? "-" : "", name);
+        snprintf(cg->name, sizeof(cg->name), "cell-%u%s%s",
+                 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED), name[0] ? "-" : "", name);
         for (size_t i = 0; i < host.n; i++) {
                 struct cell_path dir;
 

@@ -111,8 +111,7 @@ static void clean_after(const struct cb_cgroup_host *host, pid_t supervisor)
                 snprintf(leaf, sizeof(leaf), "%s/%s.supervisor", host->h[i].base, name);
                 if (host->h[i].v2 && access(leaf, F_OK) == 0) {
                         /* we live in that leaf too: step out of it before removing it */
-                        write_text(host->h[i].base, "cgroup.subtree_control",
-                                   "-memory -pids -cpu");
+                        write_text(host->h[i].base, "cgroup.subtree_control", "-memory -pids -cpu");
                         write_text(host->h[i].base, "cgroup.procs", "0");
                         rmdir(leaf);
                 }

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 /* Linux 7.1 clone3 flags (include/uapi/linux/sched.h). */
-#define CB_CLONE_AUTOREAP (1ULL << 34)
+#define CB_CLONE_AUTOREAP       (1ULL << 34)
 #define CB_CLONE_PIDFD_AUTOKILL (1ULL << 36)
 
 #ifndef CGROUP2_SUPER_MAGIC
@@ -78,9 +78,9 @@ static bool clone3_accepts(unsigned long long flags)
 {
         int pidfd = -1;
         struct clone_args args = {
-                .flags = flags,
-                .pidfd = (uint64_t)(uintptr_t)&pidfd,
-                .exit_signal = (flags & CB_CLONE_AUTOREAP) ? 0 : SIGCHLD,
+            .flags = flags,
+            .pidfd = (uint64_t)(uintptr_t)&pidfd,
+            .exit_signal = (flags & CB_CLONE_AUTOREAP) ? 0 : SIGCHLD,
         };
         pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 
@@ -116,8 +116,7 @@ static json_t *limits_json(void)
                          enforcer(cb_cgroup_has(CB_CTRL_MEMORY)), "pids",
                          enforcer(cb_cgroup_has(CB_CTRL_PIDS)), "cpus",
                          cb_cgroup_has(CB_CTRL_CPU) ? "cgroup" : "unavailable", "cpu_time",
-                         cb_cgroup_measures_cpu() ? "supervisor" : "rlimit", "controllers",
-                         ctrls);
+                         cb_cgroup_measures_cpu() ? "supervisor" : "rlimit", "controllers", ctrls);
 }
 
 static const char *cgroup_layout(void)
@@ -170,14 +169,13 @@ CB_EXPORT char *cb_check_host(bool *enforceable)
         uname(&u);
         *enforceable = userns && seccomp && pidfd && clone3 && abi >= 1 && trial_ok;
         o = json_pack(
-                "{s:s, s:s, s:s, s:b, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:{s:s}, s:o, s:b}",
-                "kernel", u.release, "machine", u.machine, "running_as",
-                geteuid() == 0 ? "root" : "rootless", "user_namespaces", userns, "landlock_abi",
-                abi, "landlock_net", abi >= 4, "landlock_scoping", abi >= 6, "seccomp_filter",
-                seccomp, "seccomp_user_notif", have_seccomp_user_notif(), "clone3", clone3,
-                "pidfd", pidfd, "clone_autoreap", clone3_accepts(CLONE_PIDFD | CB_CLONE_AUTOREAP),
-                "cgroup", "layout", cgroup_layout(), "trial_cell", trial, "enforceable",
-                *enforceable);
+            "{s:s, s:s, s:s, s:b, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:{s:s}, s:o, s:b}",
+            "kernel", u.release, "machine", u.machine, "running_as",
+            geteuid() == 0 ? "root" : "rootless", "user_namespaces", userns, "landlock_abi", abi,
+            "landlock_net", abi >= 4, "landlock_scoping", abi >= 6, "seccomp_filter", seccomp,
+            "seccomp_user_notif", have_seccomp_user_notif(), "clone3", clone3, "pidfd", pidfd,
+            "clone_autoreap", clone3_accepts(CLONE_PIDFD | CB_CLONE_AUTOREAP), "cgroup", "layout",
+            cgroup_layout(), "trial_cell", trial, "enforceable", *enforceable);
         if (!o)
                 return NULL;
         json_object_set_new(json_object_get(o, "cgroup"), "limits", limits_json());

@@ -10,7 +10,7 @@
 #include <jansson.h>
 #include <time.h>
 
-#define CB_EXPORT __attribute__((visibility("default")))
+#define CB_EXPORT       __attribute__((visibility("default")))
 #define CB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- units.c: text forms of sizes and durations ---- */
@@ -60,7 +60,7 @@ struct cb_policy {
 #define CB_DEFAULT_TMP_SIZE (64ULL << 20)
 
 void cb_error_set(cb_error *err, const char *field, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Apply a parsed JSON policy object (the server's request carries one). */
 int cb_policy_apply_object(cb_policy *policy, const json_t *obj, cb_error *err);
@@ -82,9 +82,9 @@ struct cb_mount_entry {
         uint64_t size;
         unsigned mode;
         bool writable;
-        bool device;   /* a device node: keep it usable (no nodev) */
-        int src_fd;    /* child only: the detached source tree */
-        bool src_dir;  /* child only: whether the source is a directory */
+        bool device;  /* a device node: keep it usable (no nodev) */
+        int src_fd;   /* child only: the detached source tree */
+        bool src_dir; /* child only: whether the source is a directory */
 };
 
 struct cb_mount_plan {
@@ -280,9 +280,9 @@ struct cb_cell {
         pid_t pid;
         int pidfd;
         int report_fd;
-        int sync_fd;  /* held until the cell reports its execve, see spawn.c */
-        int timer_fd; /* wall-clock limit and kill grace */
-        int cpu_timer_fd; /* when to look at the cell's CPU time next */
+        int sync_fd;          /* held until the cell reports its execve, see spawn.c */
+        int timer_fd;         /* wall-clock limit and kill grace */
+        int cpu_timer_fd;     /* when to look at the cell's CPU time next */
         struct cb_cgroup *cg; /* NULL when no cgroup could be used */
         double cpu_time;
         struct cb_capture out[2];
@@ -307,8 +307,8 @@ struct cb_cell {
 
 void cb_cell_start_clock(struct cb_cell *cell);
 void cb_result_init(cb_result *r);
-void cb_result_set_error(cb_result *r, cb_status status, const char *step, int err,
-                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void cb_result_set_error(cb_result *r, cb_status status, const char *step, int err, const char *fmt,
+                         ...) __attribute__((format(printf, 5, 6)));
 
 /* ---- check.c ---- */
 

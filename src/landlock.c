@@ -20,31 +20,31 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define FS_EXECUTE (1ULL << 0)
-#define FS_WRITE_FILE (1ULL << 1)
-#define FS_READ_FILE (1ULL << 2)
-#define FS_READ_DIR (1ULL << 3)
-#define FS_REMOVE_DIR (1ULL << 4)
+#define FS_EXECUTE     (1ULL << 0)
+#define FS_WRITE_FILE  (1ULL << 1)
+#define FS_READ_FILE   (1ULL << 2)
+#define FS_READ_DIR    (1ULL << 3)
+#define FS_REMOVE_DIR  (1ULL << 4)
 #define FS_REMOVE_FILE (1ULL << 5)
-#define FS_MAKE_CHAR (1ULL << 6)
-#define FS_MAKE_DIR (1ULL << 7)
-#define FS_MAKE_REG (1ULL << 8)
-#define FS_MAKE_SOCK (1ULL << 9)
-#define FS_MAKE_FIFO (1ULL << 10)
-#define FS_MAKE_BLOCK (1ULL << 11)
-#define FS_MAKE_SYM (1ULL << 12)
-#define FS_REFER (1ULL << 13)    /* ABI 2 */
-#define FS_TRUNCATE (1ULL << 14) /* ABI 3 */
-#define FS_IOCTL_DEV (1ULL << 15) /* ABI 5 */
+#define FS_MAKE_CHAR   (1ULL << 6)
+#define FS_MAKE_DIR    (1ULL << 7)
+#define FS_MAKE_REG    (1ULL << 8)
+#define FS_MAKE_SOCK   (1ULL << 9)
+#define FS_MAKE_FIFO   (1ULL << 10)
+#define FS_MAKE_BLOCK  (1ULL << 11)
+#define FS_MAKE_SYM    (1ULL << 12)
+#define FS_REFER       (1ULL << 13) /* ABI 2 */
+#define FS_TRUNCATE    (1ULL << 14) /* ABI 3 */
+#define FS_IOCTL_DEV   (1ULL << 15) /* ABI 5 */
 
-#define NET_BIND_TCP (1ULL << 0)    /* ABI 4 */
+#define NET_BIND_TCP    (1ULL << 0) /* ABI 4 */
 #define NET_CONNECT_TCP (1ULL << 1) /* ABI 4 */
 
 #define SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0) /* ABI 6 */
-#define SCOPE_SIGNAL (1ULL << 1)               /* ABI 6 */
+#define SCOPE_SIGNAL               (1ULL << 1) /* ABI 6 */
 
 #define CREATE_RULESET_VERSION (1U << 0)
-#define RULE_PATH_BENEATH 1
+#define RULE_PATH_BENEATH      1
 
 struct ruleset_attr {
         __u64 handled_access_fs;
@@ -61,7 +61,7 @@ struct path_beneath_attr {
 #define READ_WRITE                                                                                 \
         (READ_ONLY | FS_WRITE_FILE | FS_REMOVE_DIR | FS_REMOVE_FILE | FS_MAKE_DIR | FS_MAKE_REG |  \
          FS_MAKE_SOCK | FS_MAKE_FIFO | FS_MAKE_SYM | FS_REFER | FS_TRUNCATE)
-#define DEVICE (FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE)
+#define DEVICE      (FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE)
 #define FILE_RIGHTS (FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV)
 
 int cb_landlock_abi(void)
@@ -110,7 +110,8 @@ static int allow_path(int ruleset, const char *path, __u64 rights, __u64 handled
         if (rule.parent_fd < 0)
                 return -1;
         if (fstat(rule.parent_fd, &st) == 0) {
-                rule.allowed_access = rights & handled & (S_ISDIR(st.st_mode) ? ~0ULL : FILE_RIGHTS);
+                rule.allowed_access =
+                    rights & handled & (S_ISDIR(st.st_mode) ? ~0ULL : FILE_RIGHTS);
                 rc = (int)syscall(SYS_landlock_add_rule, ruleset, RULE_PATH_BENEATH, &rule, 0);
         }
         close(rule.parent_fd);
@@ -143,8 +144,7 @@ static int add_rules(int ruleset, const struct cb_mount_plan *plan, __u64 handle
 }
 
 /* Runs in the cell, after pivot_root, with paths as the cell sees them. */
-int cb_landlock_apply(const struct cb_mount_plan *plan, enum cb_net net, int abi,
-                      const char **what)
+int cb_landlock_apply(const struct cb_mount_plan *plan, enum cb_net net, int abi, const char **what)
 {
         struct ruleset_attr attr = {.handled_access_fs = handled_fs(abi)};
         int ruleset, rc;

@@ -30,24 +30,24 @@
 
 /* Host paths the cell sees read-only: enough for sh, coreutils and python3. */
 static const char *const SYSTEM_PATHS[] = {
-        "/usr",
-        "/bin",
-        "/sbin",
-        "/lib",
-        "/lib32",
-        "/lib64",
-        "/libx32",
-        "/etc/ld.so.cache",
-        "/etc/ld.so.conf",
-        "/etc/ld.so.conf.d",
-        "/etc/alternatives",
-        "/etc/localtime",
-        "/etc/nsswitch.conf",
-        "/etc/ssl",
-        "/etc/ca-certificates",
-        "/etc/mime.types",
-        "/etc/python3",
-        "/etc/python3.11",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/mime.types",
+    "/etc/python3",
+    "/etc/python3.11",
 };
 
 /* Device nodes the cell may use, and nothing else of /dev. */
@@ -55,10 +55,10 @@ static const char *const DEVICES[] = {"/dev/null", "/dev/zero", "/dev/full", "/d
                                       "/dev/urandom"};
 
 static const char *const DEV_LINKS[][2] = {
-        {"/dev/fd", "/proc/self/fd"},
-        {"/dev/stdin", "/proc/self/fd/0"},
-        {"/dev/stdout", "/proc/self/fd/1"},
-        {"/dev/stderr", "/proc/self/fd/2"},
+    {"/dev/fd", "/proc/self/fd"},
+    {"/dev/stdin", "/proc/self/fd/0"},
+    {"/dev/stdout", "/proc/self/fd/1"},
+    {"/dev/stderr", "/proc/self/fd/2"},
 };
 
 /* ------------------------------------------------------------------ */
@@ -149,8 +149,8 @@ static int plan_etc(struct cb_mount_plan *plan, const cb_policy *p)
                 passwd = NULL;
         if (asprintf(&group, "root:x:0:\n%snogroup:x:65534:\n", grp) < 0)
                 group = NULL;
-        if (asprintf(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t%s\n",
-                     p->hostname) < 0)
+        if (asprintf(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t%s\n", p->hostname) <
+            0)
                 hosts = NULL;
         if (asprintf(&hostname, "%s\n", p->hostname) < 0)
                 hostname = NULL;
@@ -198,7 +198,7 @@ static int plan_policy_paths(struct cb_mount_plan *plan, const cb_policy *p)
         }
         for (size_t i = 0; i < p->bind.n; i++) {
                 struct cb_mount_entry *e =
-                        plan_add(plan, CB_MNT_BIND, p->bind.v[i].src, p->bind.v[i].dst);
+                    plan_add(plan, CB_MNT_BIND, p->bind.v[i].src, p->bind.v[i].dst);
 
                 if (!e)
                         return -1;
@@ -264,8 +264,8 @@ static void format_uint(char *buf, size_t size, uint64_t v, unsigned base)
 static int open_in_root(int root, const char *path, int flags)
 {
         struct open_how how = {
-                .flags = (uint64_t)(flags | O_CLOEXEC),
-                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+            .flags = (uint64_t)(flags | O_CLOEXEC),
+            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
         };
 
         return (int)syscall(SYS_openat2, root, path[1] ? path + 1 : ".", &how, sizeof(how));
@@ -431,11 +431,10 @@ static int apply_entry(int root, struct cb_mount_entry *e)
         case CB_MNT_TMPFS:
         case CB_MNT_PROC:
                 mnt = e->kind == CB_MNT_PROC
-                              ? new_fs_mount("proc", 0, 0,
-                                             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                                     MOUNT_ATTR_NOEXEC)
-                              : new_fs_mount("tmpfs", e->size, e->mode,
-                                             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+                          ? new_fs_mount("proc", 0, 0,
+                                         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+                          : new_fs_mount("tmpfs", e->size, e->mode,
+                                         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
                 if (mnt < 0)
                         return -1;
                 rc = attach(root, mnt, e->dst, true);

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_PATH_LEN 4095
-#define MAX_LIST_LEN 256
+#define MAX_PATH_LEN      4095
+#define MAX_LIST_LEN      256
 #define MAX_PROFILE_BYTES (1 << 20)
 
 void cb_error_set(cb_error *err, const char *field, const char *fmt, ...)
@@ -301,10 +301,10 @@ static int set_hostname(cb_policy *p, const struct field *f, const char *text, c
 {
         size_t len = strlen(text);
 
-        if (len == 0 || len > 63 || text[0] == '-' || strspn(text,
-                                                               "abcdefghijklmnopqrstuvwxyz"
-                                                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                               "0123456789-.") != len)
+        if (len == 0 || len > 63 || text[0] == '-' ||
+            strspn(text, "abcdefghijklmnopqrstuvwxyz"
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                         "0123456789-.") != len)
                 return bad_value(err, f, text);
         return replace_string(&p->hostname, text, err, f);
 }
@@ -399,44 +399,44 @@ static int add_env(cb_policy *p, const struct field *f, const char *text, cb_err
 }
 
 #define OFF(member) offsetof(struct cb_policy, member)
-#define GiB (1024.0 * 1024 * 1024)
+#define GiB         (1024.0 * 1024 * 1024)
 
 static const struct field FIELDS[] = {
-        {"ro_bind", add_bind, J_LIST, OFF(ro_bind), 0, 0, false,
-         "an absolute host path, or SRC:DST with both absolute (DST not / or under /proc)"},
-        {"bind", add_bind, J_LIST, OFF(bind), 0, 0, false,
-         "an absolute host path, or SRC:DST with both absolute (DST not / or under /proc)"},
-        {"tmpfs", add_tmpfs, J_LIST, OFF(tmpfs), 0, 0, false,
-         "an absolute path DST or DST:SIZE, SIZE from 4K to 1T"},
-        {"chdir", set_abs_path, J_STRING, OFF(chdir), 0, 0, false, "an absolute path"},
-        {"env", add_env, J_ENV, OFF(env), 0, 0, false,
-         "NAME=VALUE with NAME made of letters, digits and _"},
-        {"net", set_net, J_STRING, 0, 0, 0, false, "one of none, loopback, host"},
-        {"memory", set_size, J_SIZE, OFF(memory), 1 << 20, 4096 * GiB, true,
-         "a size such as 64M or 2G, at least 1M, or 0 for no limit"},
-        {"pids", set_count, J_INTEGER, OFF(pids), 1, 4194304, true,
-         "a whole number from 1 to 4194304, or 0 for no limit"},
-        {"cpus", set_decimal, J_NUMBER, OFF(cpus), 0.01, 1024, true,
-         "a number of CPUs from 0.01 to 1024, or 0 for no limit"},
-        {"timeout", set_decimal, J_NUMBER, OFF(timeout), 0.001, 31 * 86400, true,
-         "seconds from 0.001 to 2678400, or 0 for no limit"},
-        {"cpu_time", set_decimal, J_NUMBER, OFF(cpu_time), 0.01, 31 * 86400, true,
-         "seconds from 0.01 to 2678400, or 0 for no limit"},
-        {"kill_grace", set_decimal, J_NUMBER, OFF(kill_grace), 0.001, 3600, true,
-         "seconds from 0 to 3600"},
-        {"output_limit", set_size, J_SIZE, OFF(output_limit), 0, 1024 * GiB, true,
-         "a size such as 1M, at most 1T"},
-        {"output_overflow", set_overflow, J_STRING, 0, 0, 0, false, "one of kill, truncate"},
-        {"file_size", set_size, J_SIZE, OFF(file_size), 1, 1024 * GiB, true,
-         "a size such as 100M, or 0 for no limit"},
-        {"uid", set_count, J_INTEGER, OFF(uid), 0, 4294967294.0, true,
-         "a user id from 0 to 4294967294"},
-        {"gid", set_count, J_INTEGER, OFF(gid), 0, 4294967294.0, true,
-         "a group id from 0 to 4294967294"},
-        {"hostname", set_hostname, J_STRING, 0, 0, 0, false,
-         "1 to 63 letters, digits, '-' and '.', not starting with '-'"},
-        {"seccomp", set_seccomp, J_STRING, 0, 0, 0, false, "one of default, none"},
-        {"unsafe", set_bool, J_BOOL, OFF(unsafe), 0, 0, false, "true or false"},
+    {"ro_bind", add_bind, J_LIST, OFF(ro_bind), 0, 0, false,
+     "an absolute host path, or SRC:DST with both absolute (DST not / or under /proc)"},
+    {"bind", add_bind, J_LIST, OFF(bind), 0, 0, false,
+     "an absolute host path, or SRC:DST with both absolute (DST not / or under /proc)"},
+    {"tmpfs", add_tmpfs, J_LIST, OFF(tmpfs), 0, 0, false,
+     "an absolute path DST or DST:SIZE, SIZE from 4K to 1T"},
+    {"chdir", set_abs_path, J_STRING, OFF(chdir), 0, 0, false, "an absolute path"},
+    {"env", add_env, J_ENV, OFF(env), 0, 0, false,
+     "NAME=VALUE with NAME made of letters, digits and _"},
+    {"net", set_net, J_STRING, 0, 0, 0, false, "one of none, loopback, host"},
+    {"memory", set_size, J_SIZE, OFF(memory), 1 << 20, 4096 * GiB, true,
+     "a size such as 64M or 2G, at least 1M, or 0 for no limit"},
+    {"pids", set_count, J_INTEGER, OFF(pids), 1, 4194304, true,
+     "a whole number from 1 to 4194304, or 0 for no limit"},
+    {"cpus", set_decimal, J_NUMBER, OFF(cpus), 0.01, 1024, true,
+     "a number of CPUs from 0.01 to 1024, or 0 for no limit"},
+    {"timeout", set_decimal, J_NUMBER, OFF(timeout), 0.001, 31 * 86400, true,
+     "seconds from 0.001 to 2678400, or 0 for no limit"},
+    {"cpu_time", set_decimal, J_NUMBER, OFF(cpu_time), 0.01, 31 * 86400, true,
+     "seconds from 0.01 to 2678400, or 0 for no limit"},
+    {"kill_grace", set_decimal, J_NUMBER, OFF(kill_grace), 0.001, 3600, true,
+     "seconds from 0 to 3600"},
+    {"output_limit", set_size, J_SIZE, OFF(output_limit), 0, 1024 * GiB, true,
+     "a size such as 1M, at most 1T"},
+    {"output_overflow", set_overflow, J_STRING, 0, 0, 0, false, "one of kill, truncate"},
+    {"file_size", set_size, J_SIZE, OFF(file_size), 1, 1024 * GiB, true,
+     "a size such as 100M, or 0 for no limit"},
+    {"uid", set_count, J_INTEGER, OFF(uid), 0, 4294967294.0, true,
+     "a user id from 0 to 4294967294"},
+    {"gid", set_count, J_INTEGER, OFF(gid), 0, 4294967294.0, true,
+     "a group id from 0 to 4294967294"},
+    {"hostname", set_hostname, J_STRING, 0, 0, 0, false,
+     "1 to 63 letters, digits, '-' and '.', not starting with '-'"},
+    {"seccomp", set_seccomp, J_STRING, 0, 0, 0, false, "one of default, none"},
+    {"unsafe", set_bool, J_BOOL, OFF(unsafe), 0, 0, false, "true or false"},
 };
 
 static const struct field *find_field(const char *key)
@@ -497,7 +497,8 @@ static int apply_json_list(cb_policy *p, const struct field *f, const json_t *v,
         if (!json_is_array(v))
                 return wrong_type(err, f, "a list of strings");
         path_list_clear(AT(f, p, struct cb_path_list));
-        json_array_foreach(v, i, item) {
+        json_array_foreach(v, i, item)
+        {
                 const char *text = json_text(item);
 
                 if (!text)
@@ -516,7 +517,8 @@ static int apply_json_env(cb_policy *p, const struct field *f, const json_t *v, 
         if (!json_is_object(v))
                 return wrong_type(err, f, "an object of NAME: \"value\" strings");
         str_list_clear(&p->env);
-        json_object_foreach((json_t *)v, name, value) {
+        json_object_foreach((json_t *)v, name, value)
+        {
                 const char *text = json_text(value);
                 char *pair;
                 int rc;
@@ -541,7 +543,10 @@ static int apply_json_number(cb_policy *p, const struct field *f, const json_t *
 
         if (f->shape == J_INTEGER || f->shape == J_SIZE) {
                 if (!json_is_integer(v) || json_integer_value(v) < 0)
-                        return wrong_type(err, f, f->shape == J_SIZE ? "a size in bytes or a string such as \"64M\"" : "a whole number");
+                        return wrong_type(err, f,
+                                          f->shape == J_SIZE
+                                              ? "a size in bytes or a string such as \"64M\""
+                                              : "a whole number");
                 snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(v));
         } else {
                 if (!json_is_number(v) || json_number_value(v) < 0)
@@ -589,7 +594,8 @@ int cb_policy_apply_object(cb_policy *p, const json_t *obj, cb_error *err)
                 cb_error_set(err, "", "a policy must be a JSON object");
                 return -1;
         }
-        json_object_foreach((json_t *)obj, key, v) {
+        json_object_foreach((json_t *)obj, key, v)
+        {
                 const struct field *f = find_field(key);
 
                 /* only the JSON spelling is accepted in JSON */
@@ -656,8 +662,9 @@ CB_EXPORT int cb_policy_load_file(cb_policy *p, const char *path, cb_error *err)
 CB_EXPORT int cb_policy_validate(const cb_policy *p, cb_error *err)
 {
         if (p->seccomp == CB_SECCOMP_NONE && !p->unsafe) {
-                cb_error_set(err, "seccomp", "seccomp: \"none\" turns off the syscall filter "
-                                             "and needs unsafe (--unsafe)");
+                cb_error_set(err, "seccomp",
+                             "seccomp: \"none\" turns off the syscall filter "
+                             "and needs unsafe (--unsafe)");
                 return -1;
         }
         return 0;
@@ -706,17 +713,16 @@ static json_t *env_json(const struct cb_str_list *l)
 CB_EXPORT char *cb_policy_to_json(const cb_policy *p)
 {
         json_t *o = json_pack(
-                "{s:o*, s:o*, s:o*, s:s, s:o*, s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:s, s:I, "
-                "s:I, s:I, s:s, s:s, s:b}",
-                "ro_bind", path_list_json(&p->ro_bind, false), "bind",
-                path_list_json(&p->bind, false), "tmpfs", path_list_json(&p->tmpfs, true), "chdir",
-                p->chdir, "env", env_json(&p->env), "net", NET_NAMES[p->net], "memory",
-                (json_int_t)p->memory, "pids", (json_int_t)p->pids, "cpus", p->cpus, "timeout",
-                p->timeout, "cpu_time", p->cpu_time, "kill_grace", p->kill_grace, "output_limit",
-                (json_int_t)p->output_limit, "output_overflow",
-                OVERFLOW_NAMES[p->output_truncate], "file_size", (json_int_t)p->file_size, "uid",
-                (json_int_t)p->uid, "gid", (json_int_t)p->gid, "hostname", p->hostname, "seccomp",
-                SECCOMP_NAMES[p->seccomp], "unsafe", p->unsafe);
+            "{s:o*, s:o*, s:o*, s:s, s:o*, s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:s, s:I, "
+            "s:I, s:I, s:s, s:s, s:b}",
+            "ro_bind", path_list_json(&p->ro_bind, false), "bind", path_list_json(&p->bind, false),
+            "tmpfs", path_list_json(&p->tmpfs, true), "chdir", p->chdir, "env", env_json(&p->env),
+            "net", NET_NAMES[p->net], "memory", (json_int_t)p->memory, "pids", (json_int_t)p->pids,
+            "cpus", p->cpus, "timeout", p->timeout, "cpu_time", p->cpu_time, "kill_grace",
+            p->kill_grace, "output_limit", (json_int_t)p->output_limit, "output_overflow",
+            OVERFLOW_NAMES[p->output_truncate], "file_size", (json_int_t)p->file_size, "uid",
+            (json_int_t)p->uid, "gid", (json_int_t)p->gid, "hostname", p->hostname, "seccomp",
+            SECCOMP_NAMES[p->seccomp], "unsafe", p->unsafe);
         char *s;
 
         if (!o)

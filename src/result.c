@@ -9,22 +9,22 @@
 #include <string.h>
 
 static const char *const STATUS_NAMES[] = {
-        [CB_EXITED] = "exited",
-        [CB_SIGNALED] = "signaled",
-        [CB_TIMEOUT] = "timeout",
-        [CB_CPU_TIME] = "cpu-time",
-        [CB_OOM] = "oom",
-        [CB_OUTPUT_LIMIT] = "output-limit",
-        [CB_SETUP_FAILED] = "setup-failed",
-        [CB_EXEC_FAILED] = "exec-failed",
-        [CB_KILLED] = "killed",
+    [CB_EXITED] = "exited",
+    [CB_SIGNALED] = "signaled",
+    [CB_TIMEOUT] = "timeout",
+    [CB_CPU_TIME] = "cpu-time",
+    [CB_OOM] = "oom",
+    [CB_OUTPUT_LIMIT] = "output-limit",
+    [CB_SETUP_FAILED] = "setup-failed",
+    [CB_EXEC_FAILED] = "exec-failed",
+    [CB_KILLED] = "killed",
 };
 
 static const char *const ENFORCEMENT_NAMES[] = {
-        [CB_ENFORCE_NONE] = "none",
-        [CB_ENFORCE_CGROUP] = "cgroup",
-        [CB_ENFORCE_RLIMIT] = "rlimit",
-        [CB_ENFORCE_SUPERVISOR] = "supervisor",
+    [CB_ENFORCE_NONE] = "none",
+    [CB_ENFORCE_CGROUP] = "cgroup",
+    [CB_ENFORCE_RLIMIT] = "rlimit",
+    [CB_ENFORCE_SUPERVISOR] = "supervisor",
 };
 
 CB_EXPORT const char *cb_status_name(cb_status status)
@@ -40,8 +40,8 @@ void cb_result_init(cb_result *r)
         r->status = CB_SETUP_FAILED;
 }
 
-void cb_result_set_error(cb_result *r, cb_status status, const char *step, int err,
-                         const char *fmt, ...)
+void cb_result_set_error(cb_result *r, cb_status status, const char *step, int err, const char *fmt,
+                         ...)
 {
         va_list ap;
 
@@ -78,16 +78,15 @@ CB_EXPORT char *cb_result_to_json(const cb_result *r)
 {
         json_t *exit_code = r->status == CB_EXITED ? json_integer(r->exit_code) : json_null();
         json_t *sig = r->term_signal ? json_integer(r->term_signal) : json_null();
-        json_t *o = json_pack("{s:s, s:o, s:o, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
-                              "status", cb_status_name(r->status), "exit_code", exit_code,
-                              "signal", sig, "wall_time_s", r->wall_time_s, "cpu_user_s",
-                              r->cpu_user_s, "cpu_system_s", r->cpu_system_s,
-                              "memory_peak_bytes", (json_int_t)r->memory_peak_bytes,
-                              "stdout_bytes", (json_int_t)r->stdout_bytes,
-                              "stdout_dropped_bytes", (json_int_t)r->stdout_dropped_bytes,
-                              "stderr_bytes", (json_int_t)r->stderr_bytes,
-                              "stderr_dropped_bytes", (json_int_t)r->stderr_dropped_bytes,
-                              "error", error_json(r), "limits", limits_json(r));
+        json_t *o = json_pack(
+            "{s:s, s:o, s:o, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "status",
+            cb_status_name(r->status), "exit_code", exit_code, "signal", sig, "wall_time_s",
+            r->wall_time_s, "cpu_user_s", r->cpu_user_s, "cpu_system_s", r->cpu_system_s,
+            "memory_peak_bytes", (json_int_t)r->memory_peak_bytes, "stdout_bytes",
+            (json_int_t)r->stdout_bytes, "stdout_dropped_bytes",
+            (json_int_t)r->stdout_dropped_bytes, "stderr_bytes", (json_int_t)r->stderr_bytes,
+            "stderr_dropped_bytes", (json_int_t)r->stderr_dropped_bytes, "error", error_json(r),
+            "limits", limits_json(r));
         char *s;
 
         if (!o)
@@ -163,13 +162,13 @@ CB_EXPORT int cb_result_from_json(const char *text, size_t len, cb_result *r, cb
         int st, rc = -1;
 
         cb_result_init(r);
-        if (o && json_unpack(o, "{s:s, s:o, s:o, s:F, s:F, s:F, s:I, s:I, s:I, s:I, s:I, s:o, s?o}",
-                             "status", &status, "exit_code", &exit_code, "signal", &sig,
-                             "wall_time_s", &r->wall_time_s, "cpu_user_s", &r->cpu_user_s,
-                             "cpu_system_s", &r->cpu_system_s, "memory_peak_bytes", &mem,
-                             "stdout_bytes", &ob, "stdout_dropped_bytes", &od, "stderr_bytes",
-                             &eb, "stderr_dropped_bytes", &ed, "error", &e, "limits",
-                             &limits) == 0 &&
+        if (o &&
+            json_unpack(o, "{s:s, s:o, s:o, s:F, s:F, s:F, s:I, s:I, s:I, s:I, s:I, s:o, s?o}",
+                        "status", &status, "exit_code", &exit_code, "signal", &sig, "wall_time_s",
+                        &r->wall_time_s, "cpu_user_s", &r->cpu_user_s, "cpu_system_s",
+                        &r->cpu_system_s, "memory_peak_bytes", &mem, "stdout_bytes", &ob,
+                        "stdout_dropped_bytes", &od, "stderr_bytes", &eb, "stderr_dropped_bytes",
+                        &ed, "error", &e, "limits", &limits) == 0 &&
             (st = lookup_name(STATUS_NAMES, CB_ARRAY_LEN(STATUS_NAMES), status)) >= 0 &&
             (json_is_null(exit_code) || json_is_integer(exit_code)) &&
             (json_is_null(sig) || json_is_integer(sig)) && parse_error_object(e, r) == 0 &&

@@ -40,12 +40,12 @@ int cb_rlimits_apply(const cb_policy *p, const struct cb_rlimit_fallback *fb, co
 {
         rlim_t cpu = (rlim_t)ceil(p->cpu_time);
         const struct limit limits[] = {
-                {"RLIMIT_CORE", RLIMIT_CORE, true, 0, 0},
-                {"RLIMIT_NOFILE", RLIMIT_NOFILE, true, CB_NOFILE, CB_NOFILE},
-                {"RLIMIT_FSIZE", RLIMIT_FSIZE, p->file_size > 0, p->file_size, p->file_size},
-                {"RLIMIT_DATA", RLIMIT_DATA, fb->memory, p->memory, p->memory},
-                {"RLIMIT_NPROC", RLIMIT_NPROC, fb->pids, p->pids, p->pids},
-                {"RLIMIT_CPU", RLIMIT_CPU, fb->cpu_time, cpu, cpu + 1},
+            {"RLIMIT_CORE", RLIMIT_CORE, true, 0, 0},
+            {"RLIMIT_NOFILE", RLIMIT_NOFILE, true, CB_NOFILE, CB_NOFILE},
+            {"RLIMIT_FSIZE", RLIMIT_FSIZE, p->file_size > 0, p->file_size, p->file_size},
+            {"RLIMIT_DATA", RLIMIT_DATA, fb->memory, p->memory, p->memory},
+            {"RLIMIT_NPROC", RLIMIT_NPROC, fb->pids, p->pids, p->pids},
+            {"RLIMIT_CPU", RLIMIT_CPU, fb->cpu_time, cpu, cpu + 1},
         };
 
         for (size_t i = 0; i < CB_ARRAY_LEN(limits); i++) {

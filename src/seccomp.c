@@ -33,21 +33,70 @@
 #endif
 
 static const char *const DENIED[] = {
-        "mount", "umount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount",
-        "fspick", "move_mount", "open_tree", "mount_setattr", "ptrace", "process_vm_readv",
-        "process_vm_writev", "process_madvise", "pidfd_getfd", "kcmp", "kexec_load",
-        "kexec_file_load", "init_module", "finit_module", "delete_module", "create_module",
-        "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key", "unshare",
-        "setns", "open_by_handle_at", "name_to_handle_at", "io_uring_setup", "io_uring_enter",
-        "io_uring_register", "swapon", "swapoff", "reboot", "acct", "quotactl", "quotactl_fd",
-        "syslog", "uselib", "vhangup", "iopl", "ioperm", "modify_ldt", "settimeofday",
-        "clock_settime", "clock_adjtime", "adjtimex", "nfsservctl", "lookup_dcookie",
-        "sysfs", "_sysctl", "vm86", "vm86old",
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "process_madvise",
+    "pidfd_getfd",
+    "kcmp",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "create_module",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "unshare",
+    "setns",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "acct",
+    "quotactl",
+    "quotactl_fd",
+    "syslog",
+    "uselib",
+    "vhangup",
+    "iopl",
+    "ioperm",
+    "modify_ldt",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "nfsservctl",
+    "lookup_dcookie",
+    "sysfs",
+    "_sysctl",
+    "vm86",
+    "vm86old",
 };
 
 static const unsigned long NAMESPACE_FLAGS[] = {
-        CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
-        CLONE_NEWUSER, CLONE_NEWPID,   CLONE_NEWNET, CLONE_NEWTIME,
+    CLONE_NEWNS,   CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
+    CLONE_NEWUSER, CLONE_NEWPID,    CLONE_NEWNET, CLONE_NEWTIME,
 };
 
 static const unsigned long TERMINAL_INJECTION[] = {TIOCSTI, TIOCLINUX};
@@ -77,9 +126,9 @@ static int add_rules(scmp_filter_ctx ctx)
         }
         for (size_t i = 0; i < CB_ARRAY_LEN(TERMINAL_INJECTION); i++) {
                 rc = rc ? rc
-                        : seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
-                                           SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL,
-                                                   TERMINAL_INJECTION[i]));
+                        : seccomp_rule_add(
+                              ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                              SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, TERMINAL_INJECTION[i]));
         }
         /* PER_LINUX is the only persona; a filter cannot also allow the query value */
         rc = rc ? rc

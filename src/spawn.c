@@ -34,31 +34,31 @@
 
 /* Where the child keeps its private fds once stdio is in place. */
 #define REPORT_FD 3
-#define SYNC_FD 4
+#define SYNC_FD   4
 
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
 static const char *const STEP_NAMES[CB_STEP_COUNT] = {
-        [CB_STEP_POLICY] = "policy",
-        [CB_STEP_CLONE] = "clone",
-        [CB_STEP_CGROUP] = "cgroup",
-        [CB_STEP_USERNS] = "userns",
-        [CB_STEP_PARENT_DEATH] = "parent-death",
-        [CB_STEP_ARRANGE_FDS] = "fds",
-        [CB_STEP_RELEASE] = "release",
-        [CB_STEP_MOUNT_SOURCES] = "mount-sources",
-        [CB_STEP_IDENTITY] = "identity",
-        [CB_STEP_SESSION] = "session",
-        [CB_STEP_MOUNTS] = "mounts",
-        [CB_STEP_HOSTNAME] = "hostname",
-        [CB_STEP_NETWORK] = "network",
-        [CB_STEP_RLIMITS] = "rlimits",
-        [CB_STEP_CLOSE_FDS] = "close-fds",
-        [CB_STEP_CAPABILITIES] = "capabilities",
-        [CB_STEP_NO_NEW_PRIVS] = "no-new-privs",
-        [CB_STEP_LANDLOCK] = "landlock",
-        [CB_STEP_SECCOMP] = "seccomp",
-        [CB_STEP_EXECVE] = "execve",
+    [CB_STEP_POLICY] = "policy",
+    [CB_STEP_CLONE] = "clone",
+    [CB_STEP_CGROUP] = "cgroup",
+    [CB_STEP_USERNS] = "userns",
+    [CB_STEP_PARENT_DEATH] = "parent-death",
+    [CB_STEP_ARRANGE_FDS] = "fds",
+    [CB_STEP_RELEASE] = "release",
+    [CB_STEP_MOUNT_SOURCES] = "mount-sources",
+    [CB_STEP_IDENTITY] = "identity",
+    [CB_STEP_SESSION] = "session",
+    [CB_STEP_MOUNTS] = "mounts",
+    [CB_STEP_HOSTNAME] = "hostname",
+    [CB_STEP_NETWORK] = "network",
+    [CB_STEP_RLIMITS] = "rlimits",
+    [CB_STEP_CLOSE_FDS] = "close-fds",
+    [CB_STEP_CAPABILITIES] = "capabilities",
+    [CB_STEP_NO_NEW_PRIVS] = "no-new-privs",
+    [CB_STEP_LANDLOCK] = "landlock",
+    [CB_STEP_SECCOMP] = "seccomp",
+    [CB_STEP_EXECVE] = "execve",
 };
 
 const char *cb_step_name(unsigned step)
@@ -272,9 +272,8 @@ static void close_fd(int *fd)
 
 static void pipes_close(struct cb_pipes *pp)
 {
-        int *all[] = {&pp->report[0], &pp->report[1], &pp->sync[0],   &pp->sync[1],
-                      &pp->out[0][0], &pp->out[0][1], &pp->out[1][0], &pp->out[1][1],
-                      &pp->devnull};
+        int *all[] = {&pp->report[0], &pp->report[1], &pp->sync[0],   &pp->sync[1], &pp->out[0][0],
+                      &pp->out[0][1], &pp->out[1][0], &pp->out[1][1], &pp->devnull};
 
         for (size_t i = 0; i < CB_ARRAY_LEN(all); i++)
                 close_fd(all[i]);
@@ -320,9 +319,9 @@ static unsigned long long clone_flags(const cb_policy *p)
 static pid_t clone_cell(struct cb_child *c, int *pidfd, bool *into_cgroup)
 {
         struct clone_args args = {
-                .flags = clone_flags(c->policy),
-                .pidfd = (uint64_t)(uintptr_t)pidfd,
-                .exit_signal = 0,
+            .flags = clone_flags(c->policy),
+            .pidfd = (uint64_t)(uintptr_t)pidfd,
+            .exit_signal = 0,
         };
         sigset_t all, saved;
         pid_t pid;
@@ -498,8 +497,7 @@ CB_EXPORT int cb_spawn(const cb_policy *p, char *const argv[], const cb_spawn_op
                 return -1;
         }
         if (cb_policy_validate(p, &err) < 0) {
-                cb_result_set_error(failure, CB_SETUP_FAILED, "policy", EINVAL, "%s",
-                                    err.message);
+                cb_result_set_error(failure, CB_SETUP_FAILED, "policy", EINVAL, "%s", err.message);
                 return -1;
         }
         if (child_prepare(&child, p, argv, failure) < 0)

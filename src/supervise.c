@@ -216,10 +216,10 @@ static void account(struct cb_cell *cell, const struct rusage *ru, uint64_t *oom
 }
 
 static const cb_status KILL_STATUS[] = {
-        [CB_KILL_TIMEOUT] = CB_TIMEOUT,
-        [CB_KILL_CPU_TIME] = CB_CPU_TIME,
-        [CB_KILL_OUTPUT] = CB_OUTPUT_LIMIT,
-        [CB_KILL_CALLER] = CB_KILLED,
+    [CB_KILL_TIMEOUT] = CB_TIMEOUT,
+    [CB_KILL_CPU_TIME] = CB_CPU_TIME,
+    [CB_KILL_OUTPUT] = CB_OUTPUT_LIMIT,
+    [CB_KILL_CALLER] = CB_KILLED,
 };
 
 /* A program the cell's own RLIMIT_CPU stopped. */
@@ -242,11 +242,10 @@ static void decide_status(struct cb_cell *cell, int init_status, uint64_t oom_ki
         int ws = cell->program_wstatus;
 
         if (f->kind == CB_REPORT_SETUP_FAILED || f->kind == CB_REPORT_EXEC_FAILED) {
-                cb_result_set_error(r, f->kind == CB_REPORT_SETUP_FAILED ? CB_SETUP_FAILED
-                                                                          : CB_EXEC_FAILED,
-                                    cb_step_name(f->step), f->err, "%s%s%s",
-                                    f->detail[0] ? f->detail : "", f->detail[0] ? ": " : "",
-                                    strerror(f->err));
+                cb_result_set_error(
+                    r, f->kind == CB_REPORT_SETUP_FAILED ? CB_SETUP_FAILED : CB_EXEC_FAILED,
+                    cb_step_name(f->step), f->err, "%s%s%s", f->detail[0] ? f->detail : "",
+                    f->detail[0] ? ": " : "", strerror(f->err));
                 return;
         }
         if (cell->program_ended && WIFSIGNALED(ws))
@@ -255,7 +254,8 @@ static void decide_status(struct cb_cell *cell, int init_status, uint64_t oom_ki
                 r->status = KILL_STATUS[cell->kill_reason];
                 /* the signal cellblock ended it with: SIGTERM if it left in its grace */
                 if (!r->term_signal)
-                        r->term_signal = cell->grace_sent && cell->program_ended ? SIGTERM : SIGKILL;
+                        r->term_signal =
+                            cell->grace_sent && cell->program_ended ? SIGTERM : SIGKILL;
         } else if (ended_by_oom(cell, oom_kills, ws)) {
                 r->status = CB_OOM;
                 if (!r->term_signal)
@@ -362,8 +362,8 @@ static int watch(cb_loop *loop, struct cb_cell *cell, int fd, enum watch_kind ki
 
 static void unwatch_all(struct cb_cell *cell)
 {
-        int fds[] = {cell->pidfd,    cell->report_fd, cell->out[0].pipe_fd, cell->out[1].pipe_fd,
-                     cell->timer_fd, cell->cpu_timer_fd};
+        int fds[] = {cell->pidfd,          cell->report_fd, cell->out[0].pipe_fd,
+                     cell->out[1].pipe_fd, cell->timer_fd,  cell->cpu_timer_fd};
 
         for (size_t i = 0; i < CB_ARRAY_LEN(fds); i++) {
                 if (fds[i] >= 0)

@@ -14,37 +14,37 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
+#define EXIT_USAGE    2
 #define EXIT_INTERNAL 125
 
 static const char USAGE[] =
-        "usage: cellblock run   [OPTIONS] -- PROGRAM [ARG...]\n"
-        "       cellblock check [--json]\n"
-        "\n"
-        "policy options (JSON keys in a --profile use '_' for '-'):\n"
-        "  --profile FILE          read a JSON policy; later options override it\n"
-        "  --ro-bind SRC[:DST]     read-only view of a host path\n"
-        "  --bind SRC[:DST]        writable view of a host path\n"
-        "  --tmpfs DST[:SIZE]      private tmpfs (default size 64M)\n"
-        "  --chdir DIR             working directory inside (default /)\n"
-        "  --env NAME=VALUE|NAME   set, or copy from this environment\n"
-        "  --net none|loopback|host   network (default none)\n"
-        "  --memory SIZE           memory limit, no swap (default 512M; 0 = none)\n"
-        "  --pids N                most tasks at once (default 128; 0 = none)\n"
-        "  --cpus X                CPU bandwidth in CPUs (default none)\n"
-        "  --timeout SECONDS       wall-clock limit (default 300; 0 = none)\n"
-        "  --kill-grace SECONDS    SIGTERM this long before the SIGKILL at timeout\n"
-        "  --cpu-time SECONDS      CPU time of the whole cell (default none)\n"
-        "  --output-limit SIZE     bytes kept per output stream (default 16M)\n"
-        "  --output-overflow kill|truncate   what exceeding it does (default kill)\n"
-        "  --file-size SIZE        largest file the cell may write (default none)\n"
-        "  --uid N, --gid N        ids inside the cell (default 1000)\n"
-        "  --hostname NAME         (default cell)\n"
-        "  --seccomp default|none  syscall filter (none needs --unsafe)\n"
-        "  --unsafe                allow turning protections off\n"
-        "\n"
-        "run options:\n"
-        "  --result FILE           write the JSON result there ('-': standard output)\n";
+    "usage: cellblock run   [OPTIONS] -- PROGRAM [ARG...]\n"
+    "       cellblock check [--json]\n"
+    "\n"
+    "policy options (JSON keys in a --profile use '_' for '-'):\n"
+    "  --profile FILE          read a JSON policy; later options override it\n"
+    "  --ro-bind SRC[:DST]     read-only view of a host path\n"
+    "  --bind SRC[:DST]        writable view of a host path\n"
+    "  --tmpfs DST[:SIZE]      private tmpfs (default size 64M)\n"
+    "  --chdir DIR             working directory inside (default /)\n"
+    "  --env NAME=VALUE|NAME   set, or copy from this environment\n"
+    "  --net none|loopback|host   network (default none)\n"
+    "  --memory SIZE           memory limit, no swap (default 512M; 0 = none)\n"
+    "  --pids N                most tasks at once (default 128; 0 = none)\n"
+    "  --cpus X                CPU bandwidth in CPUs (default none)\n"
+    "  --timeout SECONDS       wall-clock limit (default 300; 0 = none)\n"
+    "  --kill-grace SECONDS    SIGTERM this long before the SIGKILL at timeout\n"
+    "  --cpu-time SECONDS      CPU time of the whole cell (default none)\n"
+    "  --output-limit SIZE     bytes kept per output stream (default 16M)\n"
+    "  --output-overflow kill|truncate   what exceeding it does (default kill)\n"
+    "  --file-size SIZE        largest file the cell may write (default none)\n"
+    "  --uid N, --gid N        ids inside the cell (default 1000)\n"
+    "  --hostname NAME         (default cell)\n"
+    "  --seccomp default|none  syscall filter (none needs --unsafe)\n"
+    "  --unsafe                allow turning protections off\n"
+    "\n"
+    "run options:\n"
+    "  --result FILE           write the JSON result there ('-': standard output)\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -68,9 +68,9 @@ enum { OPT_PROFILE = 1000, OPT_RESULT, OPT_UNSAFE, OPT_JSON, OPT_POLICY_BASE = 2
 
 /* Options whose argument is handed to cb_policy_set() under the same name. */
 static const char *const POLICY_OPTIONS[] = {
-        "ro-bind", "bind",       "tmpfs",        "chdir",           "env",       "net",
-        "memory",  "pids",       "cpus",         "timeout",         "kill-grace", "cpu-time",
-        "output-limit", "output-overflow", "file-size", "uid", "gid", "hostname", "seccomp",
+    "ro-bind",   "bind", "tmpfs",   "chdir",      "env",      "net",          "memory",
+    "pids",      "cpus", "timeout", "kill-grace", "cpu-time", "output-limit", "output-overflow",
+    "file-size", "uid",  "gid",     "hostname",   "seccomp",
 };
 
 #define N_POLICY (sizeof(POLICY_OPTIONS) / sizeof(POLICY_OPTIONS[0]))
@@ -166,8 +166,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
                         fputs(USAGE, stdout);
                         exit(0);
                 } else if (c == '?' || c == ':') {
-                        return usage_error("unknown option or missing value: %s",
-                                           argv[optind - 1]);
+                        return usage_error("unknown option or missing value: %s", argv[optind - 1]);
                 } else if (c == OPT_PROFILE) {
                         rc = cb_policy_load_file(a->policy, optarg, &err);
                 } else if (c == OPT_RESULT) {
@@ -267,8 +266,8 @@ static int write_result(const char *path, const cb_result *r)
 static void explain_failure(const cb_result *r)
 {
         if (r->status == CB_SETUP_FAILED)
-                fprintf(stderr, "cellblock: cell setup failed at step \"%s\": %s\n",
-                        r->error_step, r->error_message);
+                fprintf(stderr, "cellblock: cell setup failed at step \"%s\": %s\n", r->error_step,
+                        r->error_message);
         else if (r->status == CB_EXEC_FAILED)
                 fprintf(stderr, "cellblock: cannot execute %s\n", r->error_message);
 }
@@ -315,7 +314,8 @@ static void print_check(const char *json)
         const char *key;
         json_t *v;
 
-        json_object_foreach(o, key, v) {
+        json_object_foreach(o, key, v)
+        {
                 char *text = json_is_string(v) ? strdup(json_string_value(v))
                                                : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 

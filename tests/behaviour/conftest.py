@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 NOBODY = 65534
+
+
+def _build_file(name: str) -> Path:
+    """A file of the build tree the cellblock binary comes from."""
+    return _binary().parent / name
 
 
 def _binary() -> Path:
@@ -84,6 +90,36 @@ def cb(workdir):
     shutil.copy2(_binary(), binary)
     binary.chmod(0o755)
     return Cellblock(binary, workdir)
+
+
+@pytest.fixture(scope="session")
+def stress(workdir):
+    """The many-cells driver (tests/stress/cells.c), runnable by any user."""
+    binary = workdir / "cellblock-stress"
+    shutil.copy2(_build_file("tests/stress/cellblock-stress"), binary)
+    binary.chmod(0o755)
+    return binary
+
+
+def cellblock_cgroups():
+    """Every cgroup directory cellblock made that still exists, in any hierarchy."""
+    found = []
+    for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+        found += [os.path.join(root, d) for d in dirs if d.startswith("cellblock-")]
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_cgroups():
+    """A cgroup left behind by any test is a bug."""
+    yield
+    left = []
+    for _ in range(100):
+        left = cellblock_cgroups()
+        if not left:
+            break
+        time.sleep(0.05)
+    assert left == [], f"leftover cgroups: {left}"
 
 
 @pytest.fixture(params=["root", "rootless"])
