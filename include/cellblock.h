@@ -200,6 +200,51 @@ int cb_loop_dispatch(cb_loop *loop, int timeout_ms);
 size_t cb_loop_count(const cb_loop *loop);
 
 /* ------------------------------------------------------------------ */
+/* The forkserver (docs/protocol.md)                                  */
+/* ------------------------------------------------------------------ */
+
+typedef struct cb_server_opts {
+        const char *socket_path; /* a filesystem path; created 0600 */
+        const char *key_file;    /* at least 32 bytes, not readable by others */
+        const uid_t *allow_uids; /* peers allowed to connect; none: our own uid */
+        size_t n_allow_uids;
+        bool require_sha256;      /* refuse the HMAC-MD5 handshake of Python < 3.12 */
+        unsigned max_connections; /* at once */
+        unsigned max_cells;       /* live cells per connection */
+        double auth_timeout;      /* seconds a client has to authenticate */
+} cb_server_opts;
+
+/* Defaults: 256 connections, 1024 cells each, 2 s to authenticate. */
+cb_server_opts cb_server_opts_default(void);
+
+/* Serve until SIGTERM or SIGINT, then kill every cell and remove the socket. */
+int cb_serve(const cb_server_opts *opts, cb_error *err);
+
+/* A client of the forkserver.  It authenticates the server too, and refuses
+ * to send anything to one that does not prove it holds the key. */
+typedef struct cb_client cb_client;
+
+cb_client *cb_client_connect(const char *socket_path, const char *key_file, cb_error *err);
+void cb_client_close(cb_client *client);
+
+/*
+ * Start a cell.  stdio holds the fds to hand over as its stdin, stdout and
+ * stderr (-1: none).  On success *pidfd is the cell's pidfd (the caller owns
+ * it) and *pid its host pid.
+ */
+int cb_client_spawn(cb_client *client, const char *id, char *const argv[], const cb_policy *policy,
+                    const int stdio[3], bool detach, int *pidfd, pid_t *pid, cb_error *err);
+int cb_client_signal(cb_client *client, const char *id, int sig, cb_error *err);
+int cb_client_kill(cb_client *client, const char *id, cb_error *err);
+
+/* The connection's fd, to poll for readability; and whether id's result is in. */
+int cb_client_fd(const cb_client *client);
+bool cb_client_has_result(const cb_client *client, const char *id);
+
+/* Wait for the cell's result (events for other ids are kept for later). */
+int cb_client_wait(cb_client *client, const char *id, cb_result *result, cb_error *err);
+
+/* ------------------------------------------------------------------ */
 /* Host check                                                         */
 /* ------------------------------------------------------------------ */
 

@@ -310,6 +310,86 @@ void cb_result_init(cb_result *r);
 void cb_result_set_error(cb_result *r, cb_status status, const char *step, int err, const char *fmt,
                          ...) __attribute__((format(printf, 5, 6)));
 
+/* ---- hmac.c ---- */
+
+enum cb_hmac_kind { CB_HMAC_MD5, CB_HMAC_SHA256 };
+
+void cb_md5(const void *data, size_t len, uint8_t out[16]);
+size_t cb_hmac_len(enum cb_hmac_kind kind);
+void cb_hmac(enum cb_hmac_kind kind, const uint8_t *key, size_t key_len, const uint8_t *msg,
+             size_t msg_len, uint8_t *out);
+
+/* ---- key.c ---- */
+
+#define CB_KEY_MIN 32
+
+struct cb_key {
+        uint8_t *bytes; /* a locked, wipe-on-fork page */
+        size_t len;
+};
+
+int cb_key_load(const char *path, struct cb_key *key, cb_error *err);
+void cb_key_free(struct cb_key *key);
+
+/* ---- wire.c ---- */
+
+#define CB_FRAME_HEADER 4
+#define CB_MAX_FDS      8
+
+int cb_frame_parse(const uint8_t *buf, size_t len, size_t max_body, size_t *body_len);
+void cb_frame_header(size_t body_len, uint8_t out[CB_FRAME_HEADER]);
+ssize_t cb_wire_recv(int sock, void *buf, size_t len, int *fds, size_t max_fds, size_t *n_fds,
+                     bool *fd_overflow);
+ssize_t cb_wire_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds);
+int cb_wire_send_frame(int sock, const void *body, size_t len, const int *fds, size_t n_fds);
+int cb_wire_recv_frame(int sock, size_t max_body, uint8_t **body, size_t *len, int *fds,
+                       size_t *n_fds);
+
+/* ---- auth.c ---- */
+
+#define CB_AUTH_MAX_FRAME 256
+
+enum cb_auth_result { CB_AUTH_CONTINUE, CB_AUTH_DONE, CB_AUTH_FAILED };
+
+struct cb_auth {
+        const struct cb_key *key;
+        bool client, require_sha256;
+        bool legacy; /* the peer answered with HMAC-MD5 */
+        int stage;
+        uint8_t challenge[64]; /* what we sent, as it is MAC'd */
+        size_t challenge_len;
+        char why[64];
+};
+
+void cb_auth_init(struct cb_auth *a, const struct cb_key *key, bool client, bool require_sha256);
+size_t cb_auth_begin(struct cb_auth *a, uint8_t *out);
+enum cb_auth_result cb_auth_feed(struct cb_auth *a, const uint8_t *in, size_t len, uint8_t *out,
+                                 size_t *out_len);
+
+/* ---- request.c ---- */
+
+enum cb_op { CB_OP_SPAWN, CB_OP_KILL, CB_OP_SIGNAL, CB_OP_PING };
+
+struct cb_request {
+        enum cb_op op;
+        json_t *id;  /* the client's token, echoed in replies; NULL if none */
+        char **argv; /* spawn: NULL-terminated */
+        cb_policy *policy;
+        int stdio[3]; /* spawn: index of the attached fd, -1 for none */
+        bool detach;
+        int signal; /* signal */
+};
+
+struct cb_reply_error {
+        char code[32];
+        char field[48];
+        char message[256];
+};
+
+int cb_request_parse(const char *text, size_t len, size_t n_fds, struct cb_request *req,
+                     struct cb_reply_error *err);
+void cb_request_free(struct cb_request *req);
+
 /* ---- check.c ---- */
 
 bool cb_have_user_namespaces(void);

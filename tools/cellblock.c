@@ -64,7 +64,19 @@ static int usage_error(const char *fmt, ...)
 /* Policy options                                                     */
 /* ------------------------------------------------------------------ */
 
-enum { OPT_PROFILE = 1000, OPT_RESULT, OPT_UNSAFE, OPT_JSON, OPT_POLICY_BASE = 2000 };
+enum {
+        OPT_PROFILE = 1000,
+        OPT_RESULT,
+        OPT_UNSAFE,
+        OPT_SOCKET,
+        OPT_KEY_FILE,
+        OPT_ALLOW_UID,
+        OPT_REQUIRE_SHA256,
+        OPT_MAX_CONNECTIONS,
+        OPT_MAX_CELLS,
+        OPT_AUTH_TIMEOUT,
+        OPT_POLICY_BASE = 2000
+};
 
 /* Options whose argument is handed to cb_policy_set() under the same name. */
 static const char *const POLICY_OPTIONS[] = {
@@ -75,17 +87,24 @@ static const char *const POLICY_OPTIONS[] = {
 
 #define N_POLICY (sizeof(POLICY_OPTIONS) / sizeof(POLICY_OPTIONS[0]))
 
-static struct option *run_options(void)
+/* The options of run, and of spawn (which adds --socket and --key-file). */
+static struct option *run_options(bool spawn)
 {
-        static struct option opts[N_POLICY + 5];
+        static struct option opts[N_POLICY + 7];
+        size_t n = N_POLICY;
 
         for (size_t i = 0; i < N_POLICY; i++)
                 opts[i] = (struct option){POLICY_OPTIONS[i], required_argument, NULL,
                                           OPT_POLICY_BASE + (int)i};
-        opts[N_POLICY] = (struct option){"profile", required_argument, NULL, OPT_PROFILE};
-        opts[N_POLICY + 1] = (struct option){"result", required_argument, NULL, OPT_RESULT};
-        opts[N_POLICY + 2] = (struct option){"unsafe", no_argument, NULL, OPT_UNSAFE};
-        opts[N_POLICY + 3] = (struct option){"help", no_argument, NULL, 'h'};
+        opts[n++] = (struct option){"profile", required_argument, NULL, OPT_PROFILE};
+        opts[n++] = (struct option){"result", required_argument, NULL, OPT_RESULT};
+        opts[n++] = (struct option){"unsafe", no_argument, NULL, OPT_UNSAFE};
+        opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+        if (spawn) {
+                opts[n++] = (struct option){"socket", required_argument, NULL, OPT_SOCKET};
+                opts[n++] = (struct option){"key-file", required_argument, NULL, OPT_KEY_FILE};
+        }
+        opts[n] = (struct option){0};
         return opts;
 }
 
@@ -148,12 +167,13 @@ static int set_policy_option(cb_policy *p, const char *name, const char *text, c
 struct run_args {
         cb_policy *policy;
         const char *result_path;
+        const char *socket, *key_file; /* spawn */
         char **argv;
 };
 
-static int parse_run_args(int argc, char **argv, struct run_args *a)
+static int parse_run_args(int argc, char **argv, struct run_args *a, bool spawn)
 {
-        struct option *opts = run_options();
+        struct option *opts = run_options(spawn);
         cb_error err = {0};
         int c;
 
@@ -173,6 +193,10 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
                         a->result_path = optarg;
                 } else if (c == OPT_UNSAFE) {
                         rc = cb_policy_set(a->policy, "unsafe", "true", &err);
+                } else if (c == OPT_SOCKET) {
+                        a->socket = optarg;
+                } else if (c == OPT_KEY_FILE) {
+                        a->key_file = optarg;
                 } else {
                         rc = set_policy_option(a->policy, POLICY_OPTIONS[c - OPT_POLICY_BASE],
                                                optarg, &err);
@@ -186,6 +210,8 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
                 return usage_error("no program given after --");
         if (cb_policy_validate(a->policy, &err) < 0)
                 return usage_error("%s", err.message);
+        if (spawn && (!a->socket || !a->key_file))
+                return usage_error("spawn needs --socket and --key-file");
         a->argv = argv + optind;
         return 0;
 }
@@ -196,7 +222,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 
 static const int FORWARDED[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
-/* Forwarded signals arrive through a signalfd, blocked otherwise. */
+/* Signals to pass on arrive through a signalfd, blocked otherwise. */
 static int forward_signals_fd(void)
 {
         sigset_t set;
@@ -272,6 +298,18 @@ static void explain_failure(const cb_result *r)
                 fprintf(stderr, "cellblock: cannot execute %s\n", r->error_message);
 }
 
+/* Report a finished cell the same way for run and spawn. */
+static int finish_run(const struct run_args *a, const cb_result *r)
+{
+        explain_failure(r);
+        if (a->result_path && write_result(a->result_path, r) < 0) {
+                fprintf(stderr, "cellblock: cannot write the result to %s: %s\n", a->result_path,
+                        strerror(errno));
+                return EXIT_INTERNAL;
+        }
+        return cb_result_exit_status(r);
+}
+
 static int cmd_run(int argc, char **argv)
 {
         struct run_args a = {.policy = cb_policy_new()};
@@ -282,7 +320,7 @@ static int cmd_run(int argc, char **argv)
 
         if (!a.policy)
                 return EXIT_INTERNAL;
-        rc = parse_run_args(argc, argv, &a);
+        rc = parse_run_args(argc, argv, &a, false);
         if (rc != 0) {
                 cb_policy_free(a.policy);
                 return rc;
@@ -295,13 +333,148 @@ static int cmd_run(int argc, char **argv)
         }
         cb_cell_free(cell);
         cb_policy_free(a.policy);
-        explain_failure(&r);
-        if (a.result_path && write_result(a.result_path, &r) < 0) {
-                fprintf(stderr, "cellblock: cannot write the result to %s: %s\n", a.result_path,
-                        strerror(errno));
-                return EXIT_INTERNAL;
+        return finish_run(&a, &r);
+}
+
+/* ------------------------------------------------------------------ */
+/* spawn: the same, through a server                                  */
+/* ------------------------------------------------------------------ */
+
+/* Wait for the cell's result, passing on the signals we receive. */
+static int await_remote(cb_client *client, const char *id, cb_result *r, cb_error *err)
+{
+        int sfd = forward_signals_fd();
+        struct pollfd pfds[2] = {{.fd = cb_client_fd(client), .events = POLLIN},
+                                 {.fd = sfd, .events = POLLIN}};
+
+        for (;;) {
+                struct signalfd_siginfo si;
+
+                if (poll(pfds, sfd < 0 ? 1 : 2, -1) < 0 && errno != EINTR)
+                        return -1;
+                while (sfd >= 0 && read(sfd, &si, sizeof(si)) == sizeof(si))
+                        cb_client_signal(client, id, (int)si.ssi_signo, err);
+                if (cb_client_has_result(client, id) || (pfds[0].revents & (POLLIN | POLLHUP)))
+                        break;
         }
-        return cb_result_exit_status(&r);
+        if (sfd >= 0)
+                close(sfd);
+        return cb_client_wait(client, id, r, err);
+}
+
+static int cmd_spawn(int argc, char **argv)
+{
+        struct run_args a = {.policy = cb_policy_new()};
+        const int stdio[3] = {0, 1, 2};
+        cb_client *client = NULL;
+        cb_error err = {0};
+        cb_result r;
+        char id[32];
+        int pidfd = -1, rc;
+        pid_t pid;
+
+        if (!a.policy)
+                return EXIT_INTERNAL;
+        rc = parse_run_args(argc, argv, &a, true);
+        if (rc == 0) {
+                snprintf(id, sizeof(id), "spawn-%d", (int)getpid());
+                client = cb_client_connect(a.socket, a.key_file, &err);
+                rc = client &&
+                             cb_client_spawn(client, id, a.argv, a.policy, stdio, false, &pidfd,
+                                             &pid, &err) == 0 &&
+                             await_remote(client, id, &r, &err) == 0
+                         ? finish_run(&a, &r)
+                         : EXIT_INTERNAL;
+                if (rc == EXIT_INTERNAL && err.message[0])
+                        fprintf(stderr, "cellblock: %s\n", err.message);
+        }
+        if (pidfd >= 0)
+                close(pidfd);
+        cb_client_close(client);
+        cb_policy_free(a.policy);
+        return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* serve                                                              */
+/* ------------------------------------------------------------------ */
+
+#define MAX_ALLOWED 64
+
+static int parse_count(const char *text, unsigned *out)
+{
+        char *end;
+        unsigned long v = strtoul(text, &end, 10);
+
+        if (!*text || *end || v == 0 || v > 1000000)
+                return -1;
+        *out = (unsigned)v;
+        return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+        static const struct option opts[] = {
+            {"socket", required_argument, NULL, OPT_SOCKET},
+            {"key-file", required_argument, NULL, OPT_KEY_FILE},
+            {"allow-uid", required_argument, NULL, OPT_ALLOW_UID},
+            {"require-sha256", no_argument, NULL, OPT_REQUIRE_SHA256},
+            {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+            {"max-cells", required_argument, NULL, OPT_MAX_CELLS},
+            {"auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT},
+            {"help", no_argument, NULL, 'h'},
+            {0},
+        };
+        cb_server_opts so = cb_server_opts_default();
+        uid_t allowed[MAX_ALLOWED];
+        cb_error err = {0};
+        char *end;
+        int c;
+
+        optind = 1;
+        opterr = 0;
+        so.allow_uids = allowed;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                bool bad = false;
+
+                if (c == OPT_SOCKET) {
+                        so.socket_path = optarg;
+                } else if (c == OPT_KEY_FILE) {
+                        so.key_file = optarg;
+                } else if (c == OPT_ALLOW_UID) {
+                        unsigned long uid = strtoul(optarg, &end, 10);
+
+                        bad = !*optarg || *end || uid > 4294967294UL ||
+                              so.n_allow_uids >= MAX_ALLOWED;
+                        if (!bad)
+                                allowed[so.n_allow_uids++] = (uid_t)uid;
+                } else if (c == OPT_REQUIRE_SHA256) {
+                        so.require_sha256 = true;
+                } else if (c == OPT_MAX_CONNECTIONS) {
+                        bad = parse_count(optarg, &so.max_connections) < 0;
+                } else if (c == OPT_MAX_CELLS) {
+                        bad = parse_count(optarg, &so.max_cells) < 0;
+                } else if (c == OPT_AUTH_TIMEOUT) {
+                        so.auth_timeout = strtod(optarg, &end);
+                        bad = !*optarg || *end || !(so.auth_timeout > 0 && so.auth_timeout <= 60);
+                } else if (c == 'h') {
+                        fputs(USAGE, stdout);
+                        return 0;
+                } else {
+                        bad = true;
+                }
+                if (bad)
+                        return usage_error("bad serve option or value: %s", argv[optind - 1]);
+        }
+        if (optind != argc)
+                return usage_error("serve takes no arguments");
+        if (!so.socket_path || !so.key_file)
+                return usage_error("serve needs --socket and --key-file");
+        if (cb_serve(&so, &err) < 0) {
+                fprintf(stderr, "cellblock serve: %s\n", err.message);
+                return 1;
+        }
+        return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -354,6 +527,10 @@ int main(int argc, char **argv)
                 return cmd_run(argc - 1, argv + 1);
         if (strcmp(argv[1], "check") == 0)
                 return cmd_check(argc - 1, argv + 1);
+        if (strcmp(argv[1], "serve") == 0)
+                return cmd_serve(argc - 1, argv + 1);
+        if (strcmp(argv[1], "spawn") == 0)
+                return cmd_spawn(argc - 1, argv + 1);
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
                 fputs(USAGE, stdout);
                 return 0;
