@@ -98,6 +98,7 @@ typedef struct cb_result {
         int exit_code;   /* valid when status == CB_EXITED */
         int term_signal; /* the killing signal, 0 if none */
         double wall_time_s;
+        double setup_time_s; /* from the spawn call to the program's execve; 0 if never */
         double cpu_user_s;
         double cpu_system_s;
         uint64_t memory_peak_bytes;

@@ -118,6 +118,11 @@ int cb_identity_assume(const cb_policy *policy, bool drop_groups);
 /* ---- net.c ---- */
 
 int cb_net_setup(enum cb_net net);
+/* The shared interface-less namespace for "none", or -1 where per-cell ones are needed. */
+int cb_net_shared_none(void);
+/* Enter a network namespace; returns an fd for cb_net_leave() to come back. */
+int cb_net_enter(int netns);
+int cb_net_leave(int home);
 
 /* ---- caps.c ---- */
 
@@ -130,8 +135,8 @@ struct cb_bpf {
         unsigned short len;
 };
 
-int cb_seccomp_compile(const cb_policy *policy, struct cb_bpf *out, cb_error *err);
-void cb_bpf_free(struct cb_bpf *bpf);
+/* The filter for this policy, compiled once per process; NULL with err on failure. */
+const struct cb_bpf *cb_seccomp_program(const cb_policy *policy, cb_error *err);
 int cb_seccomp_load(const struct cb_bpf *bpf);
 
 /* ---- landlock.c ---- */
@@ -286,7 +291,7 @@ struct cb_cell {
         struct cb_cgroup *cg; /* NULL when no cgroup could be used */
         double cpu_time;
         struct cb_capture out[2];
-        struct timespec started;
+        struct timespec started, execed;
         /* copies of the policy's limits the supervisor enforces */
         double timeout, kill_grace;
         uint64_t output_limit;

@@ -79,11 +79,11 @@ CB_EXPORT char *cb_result_to_json(const cb_result *r)
         json_t *exit_code = r->status == CB_EXITED ? json_integer(r->exit_code) : json_null();
         json_t *sig = r->term_signal ? json_integer(r->term_signal) : json_null();
         json_t *o = json_pack(
-            "{s:s, s:o, s:o, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "status",
+            "{s:s, s:o, s:o, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "status",
             cb_status_name(r->status), "exit_code", exit_code, "signal", sig, "wall_time_s",
-            r->wall_time_s, "cpu_user_s", r->cpu_user_s, "cpu_system_s", r->cpu_system_s,
-            "memory_peak_bytes", (json_int_t)r->memory_peak_bytes, "stdout_bytes",
-            (json_int_t)r->stdout_bytes, "stdout_dropped_bytes",
+            r->wall_time_s, "setup_time_s", r->setup_time_s, "cpu_user_s", r->cpu_user_s,
+            "cpu_system_s", r->cpu_system_s, "memory_peak_bytes", (json_int_t)r->memory_peak_bytes,
+            "stdout_bytes", (json_int_t)r->stdout_bytes, "stdout_dropped_bytes",
             (json_int_t)r->stdout_dropped_bytes, "stderr_bytes", (json_int_t)r->stderr_bytes,
             "stderr_dropped_bytes", (json_int_t)r->stderr_dropped_bytes, "error", error_json(r),
             "limits", limits_json(r));
@@ -163,12 +163,12 @@ CB_EXPORT int cb_result_from_json(const char *text, size_t len, cb_result *r, cb
 
         cb_result_init(r);
         if (o &&
-            json_unpack(o, "{s:s, s:o, s:o, s:F, s:F, s:F, s:I, s:I, s:I, s:I, s:I, s:o, s?o}",
+            json_unpack(o, "{s:s, s:o, s:o, s:F, s?F, s:F, s:F, s:I, s:I, s:I, s:I, s:I, s:o, s?o}",
                         "status", &status, "exit_code", &exit_code, "signal", &sig, "wall_time_s",
-                        &r->wall_time_s, "cpu_user_s", &r->cpu_user_s, "cpu_system_s",
-                        &r->cpu_system_s, "memory_peak_bytes", &mem, "stdout_bytes", &ob,
-                        "stdout_dropped_bytes", &od, "stderr_bytes", &eb, "stderr_dropped_bytes",
-                        &ed, "error", &e, "limits", &limits) == 0 &&
+                        &r->wall_time_s, "setup_time_s", &r->setup_time_s, "cpu_user_s",
+                        &r->cpu_user_s, "cpu_system_s", &r->cpu_system_s, "memory_peak_bytes", &mem,
+                        "stdout_bytes", &ob, "stdout_dropped_bytes", &od, "stderr_bytes", &eb,
+                        "stderr_dropped_bytes", &ed, "error", &e, "limits", &limits) == 0 &&
             (st = lookup_name(STATUS_NAMES, CB_ARRAY_LEN(STATUS_NAMES), status)) >= 0 &&
             (json_is_null(exit_code) || json_is_integer(exit_code)) &&
             (json_is_null(sig) || json_is_integer(sig)) && parse_error_object(e, r) == 0 &&

@@ -11,13 +11,20 @@
  * setting, and terminal injection.  clone3 answers ENOSYS, since its flags
  * live in memory a filter cannot read; libc then falls back to clone, whose
  * namespace flags the filter does check.  A syscall of any other ABI (i386,
- * x32) kills the process.
+ * x32) kills the process.  With no network, socket() of any family but
+ * AF_UNIX answers EAFNOSUPPORT, so that cells sharing one interface-less
+ * network namespace (net.c) cannot even bind a port number to signal one
+ * another.
+ *
+ * A program depends only on the seccomp mode and whether the network is
+ * "none", so each variant is compiled once per process and shared.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdlib.h>
@@ -25,6 +32,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -111,9 +119,20 @@ static int deny_by_name(scmp_filter_ctx ctx, const char *name)
         return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
 }
 
-static int add_rules(scmp_filter_ctx ctx)
+/* socket(domain != AF_UNIX): there is no network to reach. */
+static int deny_network_sockets(scmp_filter_ctx ctx)
 {
-        int rc = 0;
+        int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                                  SCMP_A0(SCMP_CMP_LT, AF_UNIX));
+
+        return rc ? rc
+                  : seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                                     SCMP_A0(SCMP_CMP_GT, AF_UNIX));
+}
+
+static int add_rules(scmp_filter_ctx ctx, bool no_network)
+{
+        int rc = no_network ? deny_network_sockets(ctx) : 0;
 
         for (size_t i = 0; i < CB_ARRAY_LEN(DENIED); i++)
                 rc = rc ? rc : deny_by_name(ctx, DENIED[i]);
@@ -160,31 +179,40 @@ static int export_bpf(scmp_filter_ctx ctx, struct cb_bpf *out)
         return rc;
 }
 
-int cb_seccomp_compile(const cb_policy *p, struct cb_bpf *out, cb_error *err)
+static int compile(bool no_network, struct cb_bpf *out)
 {
-        scmp_filter_ctx ctx;
+        scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
         int rc = -1;
 
-        memset(out, 0, sizeof(*out));
-        if (p->seccomp == CB_SECCOMP_NONE)
-                return 0;
-        ctx = seccomp_init(SCMP_ACT_ALLOW);
         if (ctx && seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS) == 0 &&
-            seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) == 0 && add_rules(ctx) == 0 &&
+            seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) == 0 && add_rules(ctx, no_network) == 0 &&
             export_bpf(ctx, out) == 0)
                 rc = 0;
         seccomp_release(ctx);
-        if (rc < 0) {
-                cb_bpf_free(out);
-                cb_error_set(err, "seccomp", "seccomp: cannot build the syscall filter");
-        }
         return rc;
 }
 
-void cb_bpf_free(struct cb_bpf *bpf)
+static const struct cb_bpf NO_FILTER;
+
+const struct cb_bpf *cb_seccomp_program(const cb_policy *p, cb_error *err)
 {
-        free(bpf->insns);
-        memset(bpf, 0, sizeof(*bpf));
+        static struct cb_bpf cache[2];
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+        struct cb_bpf *slot = &cache[p->net == CB_NET_NONE];
+
+        if (p->seccomp == CB_SECCOMP_NONE)
+                return &NO_FILTER;
+        pthread_mutex_lock(&lock);
+        if (!slot->len && compile(p->net == CB_NET_NONE, slot) < 0) {
+                free(slot->insns);
+                memset(slot, 0, sizeof(*slot));
+        }
+        pthread_mutex_unlock(&lock);
+        if (!slot->len) {
+                cb_error_set(err, "seccomp", "seccomp: cannot build the syscall filter");
+                return NULL;
+        }
+        return slot;
 }
 
 int cb_seccomp_load(const struct cb_bpf *bpf)

@@ -83,7 +83,7 @@ void cb_report_send(int fd, enum cb_report_kind kind, unsigned step, int err, in
 struct cb_child {
         const cb_policy *policy;
         struct cb_mount_plan plan;
-        struct cb_bpf seccomp;
+        const struct cb_bpf *seccomp;
         cap_t no_caps;
         char **envp;
         struct cb_exec exec;
@@ -92,7 +92,8 @@ struct cb_child {
         bool drop_groups;
         int landlock_abi;
         struct cb_rlimit_fallback fallback;
-        int cgroup_fd; /* CLONE_INTO_CGROUP target, -1 for none */
+        int cgroup_fd;    /* CLONE_INTO_CGROUP target, -1 for none */
+        int shared_netns; /* net "none" through the shared namespace, -1 for a new one */
 };
 
 /* ------------------------------------------------------------------ */
@@ -201,7 +202,7 @@ __attribute__((noreturn)) static void cell_main(struct cb_child *c)
                 fail(report, CB_STEP_NO_NEW_PRIVS, NULL);
         if (cb_landlock_apply(&c->plan, p->net, c->landlock_abi, &what) < 0)
                 fail(report, CB_STEP_LANDLOCK, what);
-        if (cb_seccomp_load(&c->seccomp) < 0)
+        if (cb_seccomp_load(c->seccomp) < 0)
                 fail(report, CB_STEP_SECCOMP, NULL);
         cb_init_run(&c->exec, report);
 }
@@ -224,7 +225,6 @@ static const char *env_lookup(char *const *envp, const char *name)
 static void child_release(struct cb_child *c)
 {
         cb_mount_plan_free(&c->plan);
-        cb_bpf_free(&c->seccomp);
         if (c->no_caps)
                 cap_free(c->no_caps);
         free(c->envp);
@@ -247,11 +247,12 @@ static int child_prepare(struct cb_child *c, const cb_policy *p, char *const arg
         memcpy(c->envp, p->env.v, p->env.n * sizeof(char *));
         c->exec.argv = argv;
         c->exec.envp = c->envp;
+        c->shared_netns = p->net == CB_NET_NONE ? cb_net_shared_none() : -1;
         c->exec.path = env_lookup(c->envp, "PATH");
         if (!c->exec.path)
                 c->exec.path = DEFAULT_PATH;
         if (cb_mount_plan_build(p, &c->plan, &err) < 0 ||
-            cb_seccomp_compile(p, &c->seccomp, &err) < 0) {
+            !(c->seccomp = cb_seccomp_program(p, &err))) {
                 cb_result_set_error(failure, CB_SETUP_FAILED, "policy", 0, "%s", err.message);
                 return -1;
         }
@@ -303,12 +304,14 @@ static int pipes_open(struct cb_pipes *pp, const cb_spawn_opts *o, struct cb_chi
         return 0;
 }
 
-static unsigned long long clone_flags(const cb_policy *p)
+static unsigned long long clone_flags(const struct cb_child *c)
 {
         unsigned long long flags = CLONE_PIDFD | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS |
                                    CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
 
-        return p->net == CB_NET_HOST ? flags : flags | CLONE_NEWNET;
+        if (c->policy->net == CB_NET_HOST || c->shared_netns >= 0)
+                return flags;
+        return flags | CLONE_NEWNET;
 }
 
 /*
@@ -319,18 +322,20 @@ static unsigned long long clone_flags(const cb_policy *p)
 static pid_t clone_cell(struct cb_child *c, int *pidfd, bool *into_cgroup)
 {
         struct clone_args args = {
-            .flags = clone_flags(c->policy),
+            .flags = clone_flags(c),
             .pidfd = (uint64_t)(uintptr_t)pidfd,
             .exit_signal = 0,
         };
         sigset_t all, saved;
         pid_t pid;
-        int err;
+        int err, home = -1;
 
         if (c->cgroup_fd >= 0) {
                 args.flags |= CLONE_INTO_CGROUP;
                 args.cgroup = (uint64_t)c->cgroup_fd;
         }
+        if (c->shared_netns >= 0 && (home = cb_net_enter(c->shared_netns)) < 0)
+                return -1;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &saved);
         pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
@@ -343,6 +348,8 @@ static pid_t clone_cell(struct cb_child *c, int *pidfd, bool *into_cgroup)
                 cell_main(c);
         err = errno;
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        if (home >= 0 && cb_net_leave(home) < 0)
+                abort(); /* never leave the caller in the cells' namespace */
         *into_cgroup = (args.flags & CLONE_INTO_CGROUP) != 0;
         errno = err;
         return pid;
@@ -480,7 +487,7 @@ CB_EXPORT int cb_spawn(const cb_policy *p, char *const argv[], const cb_spawn_op
                        cb_cell **out, cb_result *failure)
 {
         cb_spawn_opts defaults = cb_spawn_opts_default();
-        struct cb_child child = {.cgroup_fd = -1};
+        struct cb_child child = {.cgroup_fd = -1, .shared_netns = -1};
         struct cb_pipes pp;
         struct cb_cell *cell = NULL;
         cb_error err;

@@ -89,6 +89,7 @@ static void on_report(struct cb_cell *cell)
                         break;
                 case CB_REPORT_EXEC_STARTED:
                         cell->exec_started = true;
+                        clock_gettime(CLOCK_MONOTONIC, &cell->execed);
                         unwatch(cell, &cell->sync_fd);
                         break;
                 case CB_REPORT_PROGRAM_ENDED:
@@ -302,6 +303,8 @@ static void finish(struct cb_cell *cell)
         unwatch(cell, &cell->pidfd);
 
         r->wall_time_s = cb_timespec_diff(&now, &cell->started);
+        if (cell->exec_started)
+                r->setup_time_s = cb_timespec_diff(&cell->execed, &cell->started);
         account(cell, &ru, &oom_kills);
         cb_cgroup_destroy(cell->cg);
         cell->cg = NULL;

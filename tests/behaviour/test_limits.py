@@ -94,9 +94,9 @@ def test_cpu_time_covers_the_whole_cell(cb):
     r = cb.run("sh", "-c", BUSY_FOUR, policy=["--cpu-time", "1"])
     assert r.status == "cpu-time"
     assert r.result["limits"]["cpu"] == "supervisor"
+    # per-process limits would have let the four burn about 4 CPU-seconds
     used = r.result["cpu_user_s"] + r.result["cpu_system_s"]
     assert 1.0 <= used <= 1.3
-    assert r.result["wall_time_s"] < 1.0  # four processes on two cores
 
 
 def test_cpu_time_rlimit_fallback_rootless(cb):
