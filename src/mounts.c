@@ -449,6 +449,29 @@ static int apply_entry(int root, struct cb_mount_entry *e)
         return -1;
 }
 
+/* Once populated, tmpfs not meant to be written (such as /dev) become read-only. */
+static int seal_read_only_tmpfs(int root, const struct cb_mount_plan *plan, const char **what)
+{
+        struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+
+        for (size_t i = 0; i < plan->n; i++) {
+                const struct cb_mount_entry *e = &plan->v[i];
+                int fd;
+
+                if (e->kind != CB_MNT_TMPFS || e->writable)
+                        continue;
+                *what = e->dst;
+                fd = open_in_root(root, e->dst, O_PATH | O_DIRECTORY);
+                if (fd < 0 || mount_setattr(fd, "", AT_EMPTY_PATH, &ro, sizeof(ro)) < 0) {
+                        if (fd >= 0)
+                                close(fd);
+                        return -1;
+                }
+                close(fd);
+        }
+        return 0;
+}
+
 /* Enter the new root and let go of the old one entirely. */
 static int pivot_into(int root)
 {
@@ -479,6 +502,8 @@ int cb_mounts_build_root(struct cb_mount_plan *plan, const char **what)
                 if (apply_entry(root, &plan->v[i]) < 0)
                         goto fail;
         }
+        if (seal_read_only_tmpfs(root, plan, what) < 0)
+                goto fail;
         *what = "pivot_root";
         if (pivot_into(root) < 0)
                 goto fail;

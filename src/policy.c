@@ -65,17 +65,30 @@ static int path_list_push(struct cb_path_list *l, char *src, char *dst, uint64_t
         return 0;
 }
 
+/* The entry for NAME in a NAME=VALUE list, or NULL. */
+static char **env_slot(const struct cb_str_list *l, const char *pair, size_t name_len)
+{
+        for (size_t i = 0; i < l->n; i++) {
+                if (strncmp(l->v[i], pair, name_len + 1) == 0)
+                        return &l->v[i];
+        }
+        return NULL;
+}
+
+static bool env_has(const struct cb_str_list *l, const char *pair, size_t name_len)
+{
+        return env_slot(l, pair, name_len) != NULL;
+}
+
 static int str_list_put(struct cb_str_list *l, char *s, size_t name_len)
 {
-        char **v;
+        char **v, **slot = env_slot(l, s, name_len);
 
         /* a second NAME= replaces the first */
-        for (size_t i = 0; i < l->n; i++) {
-                if (strncmp(l->v[i], s, name_len + 1) == 0) {
-                        free(l->v[i]);
-                        l->v[i] = s;
-                        return 0;
-                }
+        if (slot) {
+                free(*slot);
+                *slot = s;
+                return 0;
         }
         v = realloc(l->v, (l->n + 1) * sizeof(*v));
         if (!v)
@@ -164,12 +177,21 @@ static bool in_range(const struct field *f, double v)
         return (f->zero_ok && v == 0) || (v >= f->min && v <= f->max);
 }
 
+/* Well-formed UTF-8: policies are JSON, so every value must be expressible in it. */
+static bool is_utf8(const char *text)
+{
+        json_t *j = json_string(text);
+
+        json_decref(j);
+        return j != NULL;
+}
+
 /* An absolute, normalised path: no ".", "..", empty components, ':' or controls. */
 static bool path_is_clean(const char *path)
 {
         size_t len = strlen(path);
 
-        if (len == 0 || len > MAX_PATH_LEN || path[0] != '/' || strchr(path, ':'))
+        if (len == 0 || len > MAX_PATH_LEN || path[0] != '/' || strchr(path, ':') || !is_utf8(path))
                 return false;
         for (const char *c = path; *c; c++) {
                 if ((unsigned char)*c < 0x20)
@@ -384,9 +406,9 @@ static int add_env(cb_policy *p, const struct field *f, const char *text, cb_err
         const char *eq = strchr(text, '=');
         char *copy;
 
-        if (!eq || !env_name_ok(text, (size_t)(eq - text)))
+        if (!eq || !env_name_ok(text, (size_t)(eq - text)) || !is_utf8(text))
                 return bad_value(err, f, text);
-        if (p->env.n >= MAX_LIST_LEN) {
+        if (p->env.n >= MAX_LIST_LEN && !env_has(&p->env, text, (size_t)(eq - text))) {
                 cb_error_set(err, f->key, "%s: at most %d variables", f->key, MAX_LIST_LEN);
                 return -1;
         }
@@ -477,7 +499,7 @@ CB_EXPORT int cb_policy_set(cb_policy *p, const char *key, const char *text, cb_
 
 static int wrong_type(cb_error *err, const struct field *f, const char *expected)
 {
-        cb_error_set(err, f->key, "%s: expected %s", f->key, expected);
+        cb_error_set(err, f->key, "%s: expected %s: %s", f->key, expected, f->help);
         return -1;
 }
 
@@ -551,7 +573,8 @@ static int apply_json_number(cb_policy *p, const struct field *f, const json_t *
         } else {
                 if (!json_is_number(v) || json_number_value(v) < 0)
                         return wrong_type(err, f, "a number");
-                snprintf(text, sizeof(text), "%.9f", json_number_value(v));
+                /* every digit, so that what the text form refuses stays refused */
+                snprintf(text, sizeof(text), "%.17g", json_number_value(v));
         }
         return f->set(p, f, text, err);
 }

@@ -58,14 +58,55 @@ static bool has_error(const cb_result *r)
         return r->status == CB_SETUP_FAILED || r->status == CB_EXEC_FAILED;
 }
 
+/* Length of the valid UTF-8 sequence at s, or 0 if there is none. */
+static size_t utf8_sequence(const unsigned char *s)
+{
+        size_t len = s[0] < 0x80             ? 1
+                     : (s[0] & 0xe0) == 0xc0 ? 2
+                     : (s[0] & 0xf0) == 0xe0 ? 3
+                     : (s[0] & 0xf8) == 0xf0 ? 4
+                                             : 0;
+
+        for (size_t i = 1; i < len; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+        }
+        return len;
+}
+
+/*
+ * Error text can hold bytes that are not UTF-8 (a program name, a message
+ * cut short mid-character); JSON cannot, so such bytes become '?'.
+ */
+static json_t *json_text(const char *text)
+{
+        char out[512];
+        size_t n = 0;
+
+        for (const unsigned char *s = (const unsigned char *)text; *s && n + 5 < sizeof(out);) {
+                size_t len = utf8_sequence(s);
+
+                if (len == 0 || (len == 2 && s[0] < 0xc2)) {
+                        out[n++] = '?';
+                        s++;
+                        continue;
+                }
+                memcpy(out + n, s, len);
+                n += len;
+                s += len;
+        }
+        out[n] = '\0';
+        return json_stringn(out, n) ?: json_string("?");
+}
+
 static json_t *error_json(const cb_result *r)
 {
         const char *name = r->error_errno ? strerrorname_np(r->error_errno) : NULL;
 
         if (!has_error(r))
                 return json_null();
-        return json_pack("{s:s, s:s?, s:s}", "step", r->error_step, "errno", name, "message",
-                         r->error_message);
+        return json_pack("{s:o, s:s?, s:o}", "step", json_text(r->error_step), "errno", name,
+                         "message", json_text(r->error_message));
 }
 
 static json_t *limits_json(const cb_result *r)
@@ -118,16 +159,19 @@ static int lookup_name(const char *const *names, size_t count, const char *name)
 
 static int parse_error_object(const json_t *e, cb_result *r)
 {
-        const char *step = NULL, *err_name = NULL, *message = NULL;
+        const char *step = NULL, *message = NULL;
+        json_t *err_name = NULL;
 
         if (json_is_null(e))
                 return 0;
-        if (json_unpack((json_t *)e, "{s:s, s?s, s:s}", "step", &step, "errno", &err_name,
-                        "message", &message) < 0)
+        if (json_unpack((json_t *)e, "{s:s, s?o, s:s}", "step", &step, "errno", &err_name,
+                        "message", &message) < 0 ||
+            (err_name && !json_is_null(err_name) && !json_is_string(err_name)))
                 return -1;
         snprintf(r->error_step, sizeof(r->error_step), "%s", step);
         snprintf(r->error_message, sizeof(r->error_message), "%s", message);
-        r->error_errno = err_name ? errno_from_name(err_name) : 0;
+        r->error_errno =
+            json_is_string(err_name) ? errno_from_name(json_string_value(err_name)) : 0;
         return 0;
 }
 
@@ -171,7 +215,8 @@ CB_EXPORT int cb_result_from_json(const char *text, size_t len, cb_result *r, cb
                         "stderr_dropped_bytes", &ed, "error", &e, "limits", &limits) == 0 &&
             (st = lookup_name(STATUS_NAMES, CB_ARRAY_LEN(STATUS_NAMES), status)) >= 0 &&
             (json_is_null(exit_code) || json_is_integer(exit_code)) &&
-            (json_is_null(sig) || json_is_integer(sig)) && parse_error_object(e, r) == 0 &&
+            (json_is_null(sig) || json_is_integer(sig)) && mem >= 0 && ob >= 0 && od >= 0 &&
+            eb >= 0 && ed >= 0 && parse_error_object(e, r) == 0 &&
             parse_limits_object(limits, r) == 0) {
                 r->status = (cb_status)st;
                 r->exit_code = (int)json_integer_value(exit_code);

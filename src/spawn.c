@@ -180,6 +180,13 @@ __attribute__((noreturn)) static void cell_main(struct cb_child *c)
                 fail(report, CB_STEP_MOUNT_SOURCES, what);
         if (cb_identity_assume(p, c->drop_groups) < 0)
                 fail(report, CB_STEP_IDENTITY, NULL);
+        /*
+         * Init is a copy of the supervisor's memory and holds the report pipe:
+         * keep the program (same uid, and rootless the same as init's before)
+         * out of /proc/1/{mem,environ,fd} and ptrace's reach.
+         */
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+                fail(report, CB_STEP_IDENTITY, "PR_SET_DUMPABLE");
         if (rearm_parent_death() < 0)
                 fail(report, CB_STEP_PARENT_DEATH, NULL);
         if (setsid() < 0)
@@ -247,7 +254,9 @@ static int child_prepare(struct cb_child *c, const cb_policy *p, char *const arg
         memcpy(c->envp, p->env.v, p->env.n * sizeof(char *));
         c->exec.argv = argv;
         c->exec.envp = c->envp;
-        c->shared_netns = p->net == CB_NET_NONE ? cb_net_shared_none() : -1;
+        /* the shared namespace is only as tight as the filter that limits socket families */
+        c->shared_netns =
+            p->net == CB_NET_NONE && p->seccomp == CB_SECCOMP_DEFAULT ? cb_net_shared_none() : -1;
         c->exec.path = env_lookup(c->envp, "PATH");
         if (!c->exec.path)
                 c->exec.path = DEFAULT_PATH;

@@ -87,9 +87,11 @@ int cb_parse_uint(const char *text, uint64_t max, uint64_t *out)
         for (const char *p = text; *p; p++) {
                 if (!isdigit((unsigned char)*p))
                         return -1;
-                if (v > (max - (uint64_t)(*p - '0')) / 10)
+                uint64_t digit = (uint64_t)(*p - '0');
+
+                if (digit > max || v > (max - digit) / 10)
                         return -1;
-                v = v * 10 + (uint64_t)(*p - '0');
+                v = v * 10 + digit;
         }
         *out = v;
         return 0;
