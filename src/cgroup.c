@@ -13,8 +13,8 @@
  *
  * Everything lives beneath the cgroup the supervisor was started in:
  *   <own>/cellblock-<supervisor pid>/cell-<n>-<label>
- * The per-supervisor directory goes when its last cell goes.  If the
- * supervisor dies without cleaning up, its reaper (cgroup_reaper.c) does it.
+ * The supervisor's reaper (cgroup_reaper.c) removes each cell's directories
+ * once it has ended, and all of them when the supervisor is gone.
  */
 #include "internal.h"
 
@@ -307,16 +307,6 @@ static int groups_create(void)
         return cb_cgroup_reaper_start(&host);
 }
 
-static void groups_remove(void)
-{
-        char dir[PATH_MAX];
-
-        for (size_t i = 0; i < host.n; i++) {
-                group_dir(&host.h[i], dir, sizeof(dir));
-                rmdir(dir);
-        }
-}
-
 /* ------------------------------------------------------------------ */
 /* A cell's cgroups                                                   */
 /* ------------------------------------------------------------------ */
@@ -439,23 +429,17 @@ static unsigned needed_hierarchies(const cb_policy *p)
         return mask;
 }
 
-static int group_ref(void)
+/* The per-supervisor directories, created with the first cell and kept until we exit. */
+static int groups_ready(void)
 {
+        static bool ready;
         int rc = 0;
 
         pthread_mutex_lock(&host_lock);
-        if (host.live++ == 0 && (rc = groups_create()) < 0)
-                host.live--;
+        if (!ready && (rc = groups_create()) == 0)
+                ready = true;
         pthread_mutex_unlock(&host_lock);
         return rc;
-}
-
-static void group_unref(void)
-{
-        pthread_mutex_lock(&host_lock);
-        if (--host.live == 0)
-                groups_remove();
-        pthread_mutex_unlock(&host_lock);
 }
 
 int cb_cgroup_create(const cb_policy *p, const char *label, struct cb_cgroup **out,
@@ -476,7 +460,7 @@ int cb_cgroup_create(const cb_policy *p, const char *label, struct cb_cgroup **o
                 return -1;
         cg->v2_fd = -1;
         *what = "cellblock group";
-        if (group_ref() < 0) {
+        if (groups_ready() < 0) {
                 free(cg);
                 return -1;
         }
@@ -593,11 +577,12 @@ void cb_cgroup_destroy(struct cb_cgroup *cg)
                 return;
         if (cg->v2_fd >= 0)
                 close(cg->v2_fd);
-        for (size_t i = 0; i < host.n; i++) {
-                if (cg->in & (1u << i))
-                        remove_dir(cell_dir(cg, (int)i).s);
+        if (!cb_cgroup_reaper_remove(cg)) {
+                for (size_t i = 0; i < host.n; i++) {
+                        if (cg->in & (1u << i))
+                                remove_dir(cell_dir(cg, (int)i).s);
+                }
         }
-        group_unref();
         free(cg);
 }
 

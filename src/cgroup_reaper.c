@@ -1,13 +1,16 @@
 /*
- * Cleaning up cgroups after a supervisor that could not: the reaper.
+ * Removing cgroups: the reaper.
  *
- * The first time a supervisor creates cgroups it forks a small reaper that
- * holds only the read end of a pipe.  When the supervisor is gone, however
- * it went (even SIGKILL), the pipe reads EOF and the reaper kills whatever
- * is left in the supervisor's cell cgroups, waits for them to empty and
- * removes them, then exits.  At start-up a supervisor also removes what
+ * The first time a supervisor creates cgroups it forks a small reaper
+ * connected to it by a socket.  Removing a cell's cgroups is the reaper's
+ * job: the supervisor sends it the cell's directory name and goes on, since
+ * a cgroup whose last task is still being released refuses rmdir for a
+ * moment, and a supervisor serving many cells must not wait on that.  When
+ * the supervisor is gone, however it went (even SIGKILL), the socket reads
+ * EOF and the reaper kills whatever is left in the supervisor's cgroups,
+ * removes them all, and exits.  At start-up a supervisor also removes what
  * supervisors that are no longer alive left behind.  rmdir only ever
- * succeeds on an empty cgroup, so neither can remove a live cell's.
+ * succeeds on an empty cgroup, so none of this can remove a live cell's.
  */
 #include "internal.h"
 
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,7 +41,7 @@ static void write_text(const char *dir, const char *name, const char *text)
 }
 
 /* Kill what is in a cell cgroup and remove it once empty (give up after ~2 s). */
-static void remove_cell(const char *dir, bool v2)
+static void remove_cell_dir(const char *dir, bool v2)
 {
         struct timespec pause = {0, 2000000};
 
@@ -59,7 +63,7 @@ static void remove_group(const struct cb_cg_hier *h, const char *group_name)
         while (d && (e = readdir(d))) {
                 if (e->d_type == DT_DIR && strncmp(e->d_name, "cell-", 5) == 0) {
                         snprintf(cell, sizeof(cell), "%s/%s", group, e->d_name);
-                        remove_cell(cell, h->v2);
+                        remove_cell_dir(cell, h->v2);
                 }
         }
         if (d)
@@ -118,44 +122,74 @@ static void clean_after(const struct cb_cgroup_host *host, pid_t supervisor)
         }
 }
 
+/* One cell's directories, in the hierarchies of its mask. */
+static void remove_cell(const struct cb_cgroup_host *host, pid_t supervisor,
+                        const struct cb_cgroup *cg)
+{
+        char dir[PATH_MAX];
+
+        for (size_t i = 0; i < host->n; i++) {
+                if (!(cg->in & (1u << i)))
+                        continue;
+                snprintf(dir, sizeof(dir), "%s/cellblock-%d/%s", host->h[i].base, (int)supervisor,
+                         cg->name);
+                remove_cell_dir(dir, host->h[i].v2);
+        }
+}
+
 __attribute__((noreturn)) static void reaper_main(const struct cb_cgroup_host *host,
-                                                  pid_t supervisor, int pipe_fd)
+                                                  pid_t supervisor, int sock)
 {
         static const int quiet[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2};
-        char byte;
+        struct cb_cgroup cg;
+        ssize_t n;
 
         setsid();
         for (size_t i = 0; i < CB_ARRAY_LEN(quiet); i++)
                 signal(quiet[i], SIG_IGN);
         prctl(PR_SET_NAME, "cellblock-reap");
-        if (dup2(pipe_fd, 0) < 0)
+        if (dup2(sock, 0) < 0)
                 _exit(1);
         close_range(1, ~0U, 0);
-        while (read(0, &byte, 1) < 0 && errno == EINTR)
-                ;
+        while ((n = recv(0, &cg, sizeof(cg), 0)) != 0) {
+                if (n == (ssize_t)sizeof(cg)) {
+                        cg.name[sizeof(cg.name) - 1] = '\0';
+                        remove_cell(host, supervisor, &cg);
+                } else if (n < 0 && errno != EINTR) {
+                        break;
+                }
+        }
         clean_after(host, supervisor);
         _exit(0);
 }
 
+static int reaper_sock = -1;
+
 int cb_cgroup_reaper_start(const struct cb_cgroup_host *host)
 {
-        static bool started;
         pid_t supervisor = getpid(), pid;
         int fds[2];
 
-        if (started)
+        if (reaper_sock >= 0)
                 return 0;
-        if (pipe2(fds, O_CLOEXEC) < 0)
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
                 return -1;
         pid = fork();
         if (pid == 0)
-                reaper_main(host, supervisor, fds[0]);
-        close(fds[0]);
+                reaper_main(host, supervisor, fds[1]);
+        close(fds[1]);
         if (pid < 0) {
-                close(fds[1]);
+                close(fds[0]);
                 return -1;
         }
-        /* fds[1] stays open, close-on-exec, for the supervisor's whole life */
-        started = true;
+        /* stays open, close-on-exec, for the supervisor's whole life */
+        reaper_sock = fds[0];
         return 0;
+}
+
+/* Hand a finished cell's cgroups to the reaper; false if it cannot take them. */
+bool cb_cgroup_reaper_remove(const struct cb_cgroup *cg)
+{
+        return reaper_sock >= 0 && send(reaper_sock, cg, sizeof(*cg),
+                                        MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(*cg);
 }

@@ -164,7 +164,6 @@ struct cb_cgroup_host {
         size_t n;
         int v2;                   /* index of the v2 tree, -1 if none usable */
         int where[CB_CTRL_COUNT]; /* hierarchy of each controller, -1 if none */
-        unsigned live;            /* cells with cgroups, under a lock */
 };
 
 /* A cell's cgroups: a directory named `name` in each hierarchy of `in`. */
@@ -188,6 +187,7 @@ bool cb_cgroup_memory(const struct cb_cgroup *cg, uint64_t *peak, uint64_t *oom_
 void cb_cgroup_destroy(struct cb_cgroup *cg);
 void cb_cgroup_sweep_stale(const struct cb_cgroup_host *host);
 int cb_cgroup_reaper_start(const struct cb_cgroup_host *host);
+bool cb_cgroup_reaper_remove(const struct cb_cgroup *cg);
 
 /* ---- rlimit.c ---- */
 
