@@ -216,6 +216,7 @@ enum cb_report_kind {
         CB_REPORT_EXEC_FAILED,
         CB_REPORT_EXEC_STARTED,
         CB_REPORT_PROGRAM_ENDED,
+        CB_REPORT_READY_FOR_MAPS, /* see spawn.c, rootless under a non-dumpable parent */
 };
 
 /* Fixed size and smaller than PIPE_BUF, so every write is atomic. */

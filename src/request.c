@@ -114,6 +114,8 @@ static int parse_argv(const json_t *o, struct cb_request *r, struct cb_reply_err
         json_t *argv = json_object_get(o, "argv"), *arg;
         size_t n = json_array_size(argv), bytes = 0, i;
 
+        if (!argv)
+                return refuse(e, "invalid-request", "argv", "argv: required for spawn");
         if (!json_is_array(argv) || n == 0 || n > MAX_ARGS)
                 return refuse(e, "wrong-type", "argv",
                               "argv: a list of 1 to %d strings, the program first", MAX_ARGS);
@@ -191,6 +193,8 @@ static int parse_signal(const json_t *o, struct cb_request *r, struct cb_reply_e
         json_t *v = json_object_get(o, "signal");
         json_int_t sig = json_is_integer(v) ? json_integer_value(v) : 0;
 
+        if (!v)
+                return refuse(e, "invalid-request", "signal", "signal: required for signal");
         for (size_t i = 0; i < CB_ARRAY_LEN(FORWARDABLE); i++) {
                 if (sig == FORWARDABLE[i]) {
                         r->signal = (int)sig;
@@ -234,7 +238,8 @@ int cb_request_parse(const char *text, size_t len, size_t n_fds, struct cb_reque
                      struct cb_reply_error *e)
 {
         json_error_t jerr;
-        json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        /* NULs are let through so that the field holding one can be named */
+        json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
         int rc = -1;
 
         memset(r, 0, sizeof(*r));

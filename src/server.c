@@ -31,9 +31,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define MAX_REQUEST (1 << 20)
-#define MAX_QUEUED  (4 << 20)
-#define READ_CHUNK  65536
+#define MAX_REQUEST     (1 << 20)
+#define FRAMES_PER_TURN 16 /* then others get their turn */
+#define MAX_REQUEST_FDS 3
+#define MAX_QUEUED      (4 << 20)
+#define READ_CHUNK      65536
 
 enum conn_state { C_AUTH, C_READY, C_CLOSING, C_DEAD };
 
@@ -47,7 +49,8 @@ struct out_chunk {
 
 struct conn;
 
-/* A cell the server supervises; `owner` is NULL once its connection is gone. */
+/* A cell the server supervises: in its connection's list, or in the server's
+ * orphans once a detached cell's connection has gone. */
 struct cell_entry {
         cb_cell *cell;
         struct server *server;
@@ -70,6 +73,7 @@ struct conn {
         size_t fd_frame[CB_MAX_FDS];
         size_t n_fds;
         bool fd_overflow;
+        bool pending; /* complete frames wait in `in` for the next turn */
         struct out_chunk *out_head, *out_tail;
         size_t out_bytes;
         struct cell_entry *cells;
@@ -85,7 +89,8 @@ struct server {
         ino_t socket_ino;
         cb_loop *loop;
         struct conn *conns;
-        struct conn *dead; /* closed during this batch of events, freed after it */
+        struct conn *dead;          /* closed during this batch of events, freed after it */
+        struct cell_entry *orphans; /* detached cells whose connection has gone */
         unsigned n_conns;
         size_t n_cells;
         bool stopping;
@@ -233,26 +238,44 @@ static void drop_fds(struct conn *c)
 }
 
 /* Cells outlive their connection only when they asked to. */
-static void release_cells(struct conn *c)
+static void list_push(struct cell_entry **head, struct cell_entry *e)
 {
-        struct cell_entry *e = c->cells;
+        e->prev = NULL;
+        e->next = *head;
+        if (*head)
+                (*head)->prev = e;
+        *head = e;
+}
 
-        while (e) {
-                struct cell_entry *next = e->next;
+static void list_remove(struct cell_entry **head, struct cell_entry *e)
+{
+        if (e->prev)
+                e->prev->next = e->next;
+        else
+                *head = e->next;
+        if (e->next)
+                e->next->prev = e->prev;
+        e->next = e->prev = NULL;
+}
 
+static void release_cells(struct server *s, struct conn *c)
+{
+        while (c->cells) {
+                struct cell_entry *e = c->cells;
+
+                list_remove(&c->cells, e);
                 e->owner = NULL;
-                e->next = e->prev = NULL;
-                if (!e->detach)
+                if (e->detach)
+                        list_push(&s->orphans, e);
+                else
                         cb_cell_kill(e->cell);
-                e = next;
         }
-        c->cells = NULL;
         c->n_cells = 0;
 }
 
 static void conn_close(struct server *s, struct conn *c)
 {
-        release_cells(c);
+        release_cells(s, c);
         epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
         drop_fds(c);
@@ -292,6 +315,7 @@ static void bury_dead(struct server *s)
 static void conn_finish(struct server *s, struct conn *c)
 {
         c->state = C_CLOSING;
+        c->deadline = now_s() + 2; /* to take its last words */
         if (flush(c) < 0 || !c->out_head) {
                 conn_close(s, c);
                 return;
@@ -435,10 +459,7 @@ static void do_spawn(struct server *s, struct conn *c, struct cb_request *r, con
         e->owner = c;
         e->id = json_incref(r->id);
         e->detach = r->detach;
-        e->next = c->cells;
-        if (c->cells)
-                c->cells->prev = e;
-        c->cells = e;
+        list_push(&c->cells, e);
         c->n_cells++;
         s->n_cells++;
         cb_loop_add(s->loop, e->cell, on_cell_done, e);
@@ -537,6 +558,15 @@ static void handle_frame(struct server *s, struct conn *c, size_t off, size_t bo
                 conn_close(s, c);
                 return;
         }
+        if (n_fds > MAX_REQUEST_FDS)
+                c->fd_overflow = true;
+        if (c->state == C_READY && c->fd_overflow) {
+                for (size_t i = 0; i < n_fds; i++)
+                        close(fds[i]);
+                reply_refusal(c, NULL, "bad-fds", "", "more fds attached than a request may carry");
+                conn_finish(s, c);
+                return;
+        }
         if (c->state == C_AUTH)
                 do_auth_frame(s, c, body, body_len);
         else
@@ -545,13 +575,23 @@ static void handle_frame(struct server *s, struct conn *c, size_t off, size_t bo
                 close(fds[i]);
 }
 
-/* Handle every complete frame in the input buffer; false once c is gone. */
+/*
+ * Handle the complete frames in the input buffer, at most FRAMES_PER_TURN
+ * of them, so that one client pipelining requests cannot keep the server
+ * from the others; c->pending says more are waiting.  False once c is gone.
+ */
 static bool process_input(struct server *s, struct conn *c)
 {
         size_t off = 0, body_len;
+        unsigned handled = 0;
         int parsed;
 
+        c->pending = false;
         while (c->state == C_AUTH || c->state == C_READY) {
+                if (handled++ == FRAMES_PER_TURN) {
+                        c->pending = true;
+                        break;
+                }
                 size_t max = c->state == C_AUTH ? CB_AUTH_MAX_FRAME : MAX_REQUEST;
 
                 parsed = cb_frame_parse(c->in + off, c->in_len - off, max, &body_len);
@@ -614,37 +654,55 @@ static bool grow_input(struct conn *c)
         return true;
 }
 
-static void on_readable(struct server *s, struct conn *c)
+/* After a turn: send what is queued, or drop a client that does not read it. */
+static void after_turn(struct server *s, struct conn *c)
 {
-        for (;;) {
-                ssize_t n;
-
-                if (!grow_input(c) || c->in_len > MAX_REQUEST + CB_FRAME_HEADER) {
-                        conn_finish(s, c);
-                        return;
-                }
-                n = receive(c);
-                if (n < 0 && errno == EAGAIN)
-                        break;
-                if (n <= 0) {
-                        conn_close(s, c);
-                        return;
-                }
-                if (c->fd_overflow) {
-                        /* more fds than any request may carry: say so and stop */
-                        if (c->state == C_READY)
-                                reply_refusal(c, NULL, "bad-fds", "",
-                                              "more fds attached than a request may carry");
-                        conn_finish(s, c);
-                        return;
-                }
-                if (!process_input(s, c))
-                        return;
-        }
+        if (c->state == C_DEAD)
+                return;
         if (flush(c) < 0 || c->out_bytes > MAX_QUEUED)
                 conn_close(s, c);
         else
                 set_events(s, c);
+}
+
+/* One read per event: epoll reports the socket again while data remains. */
+static void on_readable(struct server *s, struct conn *c)
+{
+        ssize_t n;
+
+        if (!grow_input(c) || c->in_len > MAX_REQUEST + CB_FRAME_HEADER) {
+                conn_finish(s, c);
+                return;
+        }
+        n = receive(c);
+        if (n < 0 && errno == EAGAIN)
+                return;
+        if (n <= 0) {
+                conn_close(s, c);
+                return;
+        }
+        process_input(s, c);
+        after_turn(s, c);
+}
+
+/* Frames left from earlier turns get theirs now. */
+static void serve_pending(struct server *s)
+{
+        for (struct conn *c = s->conns; c; c = c->next) {
+                if (c->pending && c->state != C_DEAD) {
+                        process_input(s, c);
+                        after_turn(s, c);
+                }
+        }
+}
+
+static bool any_pending(const struct server *s)
+{
+        for (const struct conn *c = s->conns; c; c = c->next) {
+                if (c->pending)
+                        return true;
+        }
+        return false;
 }
 
 static void on_conn_event(struct server *s, struct conn *c, uint32_t events)
@@ -693,6 +751,7 @@ static void on_cell_done(cb_cell *cell, const cb_result *r, void *data)
                 else
                         set_events(s, c);
         } else {
+                list_remove(&s->orphans, e);
                 json_decref(result);
         }
         s->n_cells--;
@@ -723,10 +782,16 @@ static int clear_stale_socket(const char *path, cb_error *err)
         snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         rc = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&addr, sizeof(addr));
-        if (fd >= 0)
+        if (fd >= 0) {
+                int saved = errno;
+
                 close(fd);
-        if (rc == 0) {
-                cb_error_set(err, "socket", "a server is already listening on %s", path);
+                errno = saved;
+        }
+        if (rc == 0 || errno != ECONNREFUSED) {
+                cb_error_set(err, "socket", "%s: %s", path,
+                             rc == 0 ? "a server is already listening there"
+                                     : "cannot tell whether a server is listening there");
                 return -1;
         }
         return unlink(path);
@@ -835,7 +900,11 @@ static int server_start(struct server *s, cb_error *err)
         return 0;
 }
 
-/* Milliseconds until the first handshake deadline; drop the late ones. */
+/*
+ * Drop the connections past their handshake deadline, after one last look
+ * at what they may have sent while the server was busy.  Returns the
+ * milliseconds until the next deadline (-1: none).
+ */
 static int expire_handshakes(struct server *s)
 {
         double now = now_s(), next = -1;
@@ -844,7 +913,9 @@ static int expire_handshakes(struct server *s)
         while (c) {
                 struct conn *following = c->next;
 
-                if (c->state != C_READY) {
+                if (c->state == C_AUTH && c->deadline <= now)
+                        on_readable(s, c);
+                if (c->state == C_AUTH || c->state == C_CLOSING) {
                         if (c->deadline <= now)
                                 conn_close(s, c);
                         else if (next < 0 || c->deadline - now < next)
@@ -879,11 +950,13 @@ static void dispatch(struct server *s, struct epoll_event *ev)
                 on_conn_event(s, (struct conn *)tag, ev->events);
 }
 
-/* Kill every cell, let each end and be cleaned up, close every connection. */
+/* Kill every cell, detached ones too, let each end and be cleaned up. */
 static void shut_down(struct server *s)
 {
         while (s->conns)
                 conn_close(s, s->conns);
+        for (struct cell_entry *e = s->orphans; e; e = e->next)
+                cb_cell_kill(e->cell);
         while (s->n_cells > 0) {
                 if (cb_loop_dispatch(s->loop, 1000) < 0)
                         break;
@@ -912,12 +985,16 @@ CB_EXPORT int cb_serve(const cb_server_opts *opts, cb_error *err)
         if (server_start(&s, err) == 0) {
                 log_line("listening on %s", opts->socket_path);
                 while (!s.stopping) {
-                        int n = epoll_wait(s.epfd, events, 64, expire_handshakes(&s));
+                        int timeout = expire_handshakes(&s);
+                        int n;
 
+                        bury_dead(&s);
+                        n = epoll_wait(s.epfd, events, 64, any_pending(&s) ? 0 : timeout);
                         if (n < 0 && errno != EINTR)
                                 break;
                         for (int i = 0; i < n; i++)
                                 dispatch(&s, &events[i]);
+                        serve_pending(&s);
                         bury_dead(&s);
                 }
                 shut_down(&s);

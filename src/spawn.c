@@ -89,7 +89,8 @@ struct cb_child {
         struct cb_exec exec;
         int stdio[3];
         int report_wr, sync_rd;
-        bool drop_groups;
+        bool as_root;           /* the supervisor is root: it drops groups, maps ids freely */
+        bool announce_dumpable; /* unprivileged, non-dumpable parent: see cell_main() */
         int landlock_abi;
         struct cb_rlimit_fallback fallback;
         int cgroup_fd;    /* CLONE_INTO_CGROUP target, -1 for none */
@@ -173,12 +174,22 @@ __attribute__((noreturn)) static void cell_main(struct cb_child *c)
         if (arrange_fds(c) < 0)
                 fail(report, CB_STEP_ARRANGE_FDS, NULL);
         report = REPORT_FD;
-        if (await_release() < 0)
+        /*
+         * An unprivileged parent can write our uid/gid maps only while we are
+         * dumpable, which a non-dumpable parent (the server) passed on; so
+         * just for that moment, and never again once released.
+         */
+        if (c->announce_dumpable) {
+                if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+                        fail(report, CB_STEP_USERNS, "PR_SET_DUMPABLE");
+                cb_report_send(report, CB_REPORT_READY_FOR_MAPS, CB_STEP_USERNS, 0, 0, NULL);
+        }
+        if (await_release() < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
                 fail(report, CB_STEP_RELEASE, NULL);
         /* bind sources are looked up before the identity change, as the caller */
         if (cb_mounts_grab_sources(&c->plan, &what) < 0)
                 fail(report, CB_STEP_MOUNT_SOURCES, what);
-        if (cb_identity_assume(p, c->drop_groups) < 0)
+        if (cb_identity_assume(p, c->as_root) < 0)
                 fail(report, CB_STEP_IDENTITY, NULL);
         /*
          * Init is a copy of the supervisor's memory and holds the report pipe:
@@ -243,7 +254,8 @@ static int child_prepare(struct cb_child *c, const cb_policy *p, char *const arg
         cb_error err;
 
         c->policy = p;
-        c->drop_groups = geteuid() == 0;
+        c->as_root = geteuid() == 0;
+        c->announce_dumpable = !c->as_root && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0;
         c->landlock_abi = cb_landlock_abi();
         c->envp = calloc(p->env.n + 1, sizeof(char *));
         c->no_caps = cap_init();
@@ -467,19 +479,37 @@ static int prepare_limits(struct cb_child *child, struct cb_cell *cell, const cb
         return 0;
 }
 
-/* After clone3: maps, cgroups, then release the child. */
-static int settle_child(struct cb_cell *cell, const cb_policy *p, pid_t pid, bool into_cgroup,
-                        int sync_fd, cb_result *failure)
+/* Wait until the child has made itself dumpable, so that we may write its maps. */
+static int await_dumpable(int report_fd, cb_result *failure)
 {
+        struct cb_report r;
+        ssize_t n;
+
+        do
+                n = read(report_fd, &r, sizeof(r));
+        while (n < 0 && errno == EINTR);
+        if (n == (ssize_t)sizeof(r) && r.kind == CB_REPORT_READY_FOR_MAPS)
+                return 0;
+        return spawn_failed(failure, n == (ssize_t)sizeof(r) ? r.step : CB_STEP_USERNS,
+                            n == (ssize_t)sizeof(r) ? r.err : EPIPE, r.detail[0] ? r.detail : NULL);
+}
+
+/* After clone3: maps, cgroups, then release the child. */
+static int settle_child(struct cb_cell *cell, const struct cb_child *c, pid_t pid, bool into_cgroup,
+                        const struct cb_pipes *pp, cb_result *failure)
+{
+        const cb_policy *p = c->policy;
         struct cb_idmap map;
         const char *what = NULL;
 
+        if (c->announce_dumpable && await_dumpable(pp->report[0], failure) < 0)
+                return -1;
         cb_idmap_prepare(p, pid, &map);
         if (cb_idmap_write(pid, &map, &what) < 0)
                 return spawn_failed(failure, CB_STEP_USERNS, errno, what);
         if (cell->cg && cb_cgroup_attach(cell->cg, pid, into_cgroup) < 0)
                 return spawn_failed(failure, CB_STEP_CGROUP, errno, "cgroup.procs");
-        if (write(sync_fd, "x", 1) != 1)
+        if (write(pp->sync[1], "x", 1) != 1)
                 return spawn_failed(failure, CB_STEP_RELEASE, errno, NULL);
         return 0;
 }
@@ -535,7 +565,7 @@ CB_EXPORT int cb_spawn(const cb_policy *p, char *const argv[], const cb_spawn_op
                 spawn_failed(failure, CB_STEP_CLONE, errno, "clone3");
                 goto fail_pipes;
         }
-        if (settle_child(cell, p, pid, into_cgroup, pp.sync[1], failure) < 0) {
+        if (settle_child(cell, &child, pid, into_cgroup, &pp, failure) < 0) {
                 abandon_child(pid, pidfd);
                 goto fail_pipes;
         }
