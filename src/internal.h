@@ -22,7 +22,13 @@ double cb_timespec_diff(const struct timespec *later, const struct timespec *ear
 
 /* ---- policy.c ---- */
 
-enum cb_net { CB_NET_NONE, CB_NET_LOOPBACK, CB_NET_HOST };
+/* NONE_SHARED: no network, in a namespace shared with other such cells (net.c). */
+enum cb_net { CB_NET_NONE, CB_NET_LOOPBACK, CB_NET_HOST, CB_NET_NONE_SHARED };
+
+static inline bool cb_net_is_none(enum cb_net net)
+{
+        return net == CB_NET_NONE || net == CB_NET_NONE_SHARED;
+}
 enum cb_seccomp_mode { CB_SECCOMP_DEFAULT, CB_SECCOMP_NONE };
 
 /* One ro_bind / bind / tmpfs entry as the policy states it. */

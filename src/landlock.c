@@ -154,7 +154,7 @@ int cb_landlock_apply(const struct cb_mount_plan *plan, enum cb_net net, int abi
                 errno = EOPNOTSUPP;
                 return -1;
         }
-        if (abi >= 4 && net == CB_NET_NONE)
+        if (abi >= 4 && cb_net_is_none(net))
                 attr.handled_access_net = NET_BIND_TCP | NET_CONNECT_TCP;
         if (abi >= 6)
                 attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL;

@@ -1,19 +1,23 @@
 /*
  * The cell's network.
  *
- *   none      no interface up, so nothing can be reached, not even loopback.
- *   loopback  a network namespace of its own with only "lo" up.
- *   host      the host's network.
+ *   none         a network namespace of its own with no interface up, so
+ *                nothing can be reached, not even loopback.
+ *   none-shared  the same, but one namespace shared by every such cell of
+ *                this supervisor, created once: creating and tearing down a
+ *                namespace per cell is the dearest part of starting one, and
+ *                the kernel serialises it.
+ *   loopback     a network namespace of its own with only "lo" up.
+ *   host         the host's network.
  *
- * For "none", creating and tearing down a network namespace per cell is the
- * most expensive part of starting one (and the kernel serialises it), so
- * when it is just as tight, cells share one namespace, created once, that
- * never has an interface up.  Just as tight means: the supervisor is root
- * (only then can the cell be cloned into it and no cell can configure it),
- * Landlock scopes abstract Unix sockets to each cell (ABI >= 6), and the
- * seccomp filter refuses every socket family but AF_UNIX (seccomp.c), so no
- * cell can bind even a port number another cell could observe.
- * docs/performance.md says what remains shared.
+ * none-shared is only used where it stays closed: the supervisor is root
+ * (only then can a cell be cloned into it, and no cell can configure it),
+ * the seccomp filter is on (it refuses every socket family but AF_UNIX, so
+ * no cell can bind a port another could observe) and Landlock scopes
+ * abstract Unix sockets to each cell (ABI >= 6).  Elsewhere it falls back to
+ * a namespace per cell.  What the cells still share, the abstract Unix
+ * socket names (visible in /proc/net/unix, and a name one cell binds is
+ * taken for the others), is why it is not the default; docs/security.md.
  */
 #include "internal.h"
 

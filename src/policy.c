@@ -267,7 +267,7 @@ static int set_choice(const struct field *f, const char *text, const char *const
         return bad_value(err, f, text);
 }
 
-static const char *const NET_NAMES[] = {"none", "loopback", "host"};
+static const char *const NET_NAMES[] = {"none", "loopback", "host", "none-shared"};
 static const char *const SECCOMP_NAMES[] = {"default", "none"};
 static const char *const OVERFLOW_NAMES[] = {"kill", "truncate"};
 
@@ -433,7 +433,7 @@ static const struct field FIELDS[] = {
     {"chdir", set_abs_path, J_STRING, OFF(chdir), 0, 0, false, "an absolute path"},
     {"env", add_env, J_ENV, OFF(env), 0, 0, false,
      "NAME=VALUE with NAME made of letters, digits and _"},
-    {"net", set_net, J_STRING, 0, 0, 0, false, "one of none, loopback, host"},
+    {"net", set_net, J_STRING, 0, 0, 0, false, "one of none, loopback, host, none-shared"},
     {"memory", set_size, J_SIZE, OFF(memory), 1 << 20, 4096 * GiB, true,
      "a size such as 64M or 2G, at least 1M, or 0 for no limit"},
     {"pids", set_count, J_INTEGER, OFF(pids), 1, 4194304, true,

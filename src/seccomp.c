@@ -198,12 +198,12 @@ const struct cb_bpf *cb_seccomp_program(const cb_policy *p, cb_error *err)
 {
         static struct cb_bpf cache[2];
         static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-        struct cb_bpf *slot = &cache[p->net == CB_NET_NONE];
+        struct cb_bpf *slot = &cache[cb_net_is_none(p->net)];
 
         if (p->seccomp == CB_SECCOMP_NONE)
                 return &NO_FILTER;
         pthread_mutex_lock(&lock);
-        if (!slot->len && compile(p->net == CB_NET_NONE, slot) < 0) {
+        if (!slot->len && compile(cb_net_is_none(p->net), slot) < 0) {
                 free(slot->insns);
                 memset(slot, 0, sizeof(*slot));
         }

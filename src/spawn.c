@@ -267,8 +267,9 @@ static int child_prepare(struct cb_child *c, const cb_policy *p, char *const arg
         c->exec.argv = argv;
         c->exec.envp = c->envp;
         /* the shared namespace is only as tight as the filter that limits socket families */
-        c->shared_netns =
-            p->net == CB_NET_NONE && p->seccomp == CB_SECCOMP_DEFAULT ? cb_net_shared_none() : -1;
+        c->shared_netns = p->net == CB_NET_NONE_SHARED && p->seccomp == CB_SECCOMP_DEFAULT
+                              ? cb_net_shared_none()
+                              : -1;
         c->exec.path = env_lookup(c->envp, "PATH");
         if (!c->exec.path)
                 c->exec.path = DEFAULT_PATH;

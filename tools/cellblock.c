@@ -28,7 +28,7 @@ static const char USAGE[] =
     "  --tmpfs DST[:SIZE]      private tmpfs (default size 64M)\n"
     "  --chdir DIR             working directory inside (default /)\n"
     "  --env NAME=VALUE|NAME   set, or copy from this environment\n"
-    "  --net none|loopback|host   network (default none)\n"
+    "  --net none|none-shared|loopback|host   network (default none)\n"
     "  --memory SIZE           memory limit, no swap (default 512M; 0 = none)\n"
     "  --pids N                most tasks at once (default 128; 0 = none)\n"
     "  --cpus X                CPU bandwidth in CPUs (default none)\n"
