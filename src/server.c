@@ -548,7 +548,7 @@ static size_t take_frame_fds(struct conn *c, size_t off, int *out)
 static void handle_frame(struct server *s, struct conn *c, size_t off, size_t body_len)
 {
         const uint8_t *body = c->in + off + CB_FRAME_HEADER;
-        int fds[CB_MAX_FDS];
+        int fds[CB_MAX_FDS] = {0};
         size_t n_fds = take_frame_fds(c, off, fds);
 
         if (c->state == C_AUTH && n_fds) {
