@@ -177,12 +177,9 @@ static enum cb_auth_result on_welcome(struct cb_auth *a, const uint8_t *in, size
         return CB_AUTH_CONTINUE;
 }
 
-enum cb_auth_result cb_auth_feed(struct cb_auth *a, const uint8_t *in, size_t len, uint8_t *out,
-                                 size_t *out_len)
+static enum cb_auth_result dispatch(struct cb_auth *a, const uint8_t *in, size_t len, uint8_t *out,
+                                    size_t *out_len)
 {
-        *out_len = 0;
-        if (len > CB_AUTH_MAX_FRAME)
-                return failed(a, "handshake frame too large");
         switch ((enum stage)a->stage) {
         case AWAIT_CHALLENGE:
         case AWAIT_THEIR_CHALLENGE:
@@ -195,4 +192,18 @@ enum cb_auth_result cb_auth_feed(struct cb_auth *a, const uint8_t *in, size_t le
                 break;
         }
         return failed(a, "handshake already over");
+}
+
+enum cb_auth_result cb_auth_feed(struct cb_auth *a, const uint8_t *in, size_t len, uint8_t *out,
+                                 size_t *out_len)
+{
+        enum cb_auth_result res;
+
+        *out_len = 0;
+        if (len > CB_AUTH_MAX_FRAME)
+                return failed(a, "handshake frame too large");
+        res = dispatch(a, in, len, out, out_len);
+        /* no key-derived byte may stay behind for a cell to inherit */
+        cb_wipe_stack();
+        return res;
 }

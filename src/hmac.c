@@ -191,3 +191,17 @@ void cb_hmac(enum cb_hmac_kind kind, const uint8_t *key, size_t key_len, const u
         sodium_memzero(pad, sizeof(pad));
         sodium_memzero(inner, sizeof(inner));
 }
+
+/*
+ * Zero the stack below the caller's frame.  The compiler may leave copies
+ * of key bytes in stack slots no source-level variable names (spills,
+ * callees' temporaries), and every cell is cloned from this process's
+ * memory, stack included; only the key's own page is wiped in the child.
+ */
+__attribute__((noinline)) void cb_wipe_stack(void)
+{
+        uint8_t area[16384];
+
+        sodium_memzero(area, sizeof(area));
+        __asm__ volatile("" : : "r"(area) : "memory");
+}

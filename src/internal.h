@@ -330,6 +330,7 @@ void cb_md5(const void *data, size_t len, uint8_t out[16]);
 size_t cb_hmac_len(enum cb_hmac_kind kind);
 void cb_hmac(enum cb_hmac_kind kind, const uint8_t *key, size_t key_len, const uint8_t *msg,
              size_t msg_len, uint8_t *out);
+void cb_wipe_stack(void);
 
 /* ---- key.c ---- */
 
