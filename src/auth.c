@@ -146,9 +146,10 @@ static enum cb_auth_result on_response(struct cb_auth *a, const uint8_t *in, siz
                                        uint8_t *out, size_t *out_len)
 {
         if (!response_ok(a, in, len)) {
-                const char *why = a->client        ? "the server does not know the key"
-                                  : len == MD5_LEN ? "HMAC-MD5 answer, SHA-256 required"
-                                                   : "wrong key";
+                const char *why = a->client ? "the server does not know the key"
+                                  : len == MD5_LEN && a->require_sha256
+                                      ? "HMAC-MD5 answer, SHA-256 required"
+                                      : "wrong key";
 
                 *out_len = emit(out, FAILURE, strlen(FAILURE), NULL, 0);
                 snprintf(a->why, sizeof(a->why), "%s", why);

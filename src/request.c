@@ -56,10 +56,13 @@ static bool key_allowed(const char *const *keys, const char *key)
 
 static int parse_op(const json_t *o, struct cb_request *r, struct cb_reply_error *e)
 {
-        const char *op = json_string_value(json_object_get(o, "op"));
+        json_t *v = json_object_get(o, "op");
+        const char *op = json_string_value(v);
 
         if (!op)
                 return refuse(e, "invalid-request", "op", "op: a string is required");
+        if (strlen(op) != json_string_length(v))
+                return refuse(e, "unknown-op", "op", "op: holds a NUL byte");
         for (size_t i = 0; i < CB_ARRAY_LEN(OPS); i++) {
                 if (strcmp(op, OPS[i]) == 0) {
                         r->op = (enum cb_op)i;
@@ -239,7 +242,8 @@ int cb_request_parse(const char *text, size_t len, size_t n_fds, struct cb_reque
 {
         json_error_t jerr;
         /* NULs are let through so that the field holding one can be named */
-        json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+        json_t *o =
+            json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
         int rc = -1;
 
         memset(r, 0, sizeof(*r));
