@@ -101,6 +101,15 @@ def stress(workdir):
     return binary
 
 
+@pytest.fixture(scope="session")
+def example_client(workdir):
+    """docs/client.c, built, runnable by any user."""
+    binary = workdir / "cellblock-example-client"
+    shutil.copy2(_build_file("cellblock-example-client"), binary)
+    binary.chmod(0o755)
+    return binary
+
+
 def cellblock_cgroups(include_live=False):
     """cgroup directories cellblock made that still exist, in any hierarchy.
 

@@ -188,6 +188,19 @@ def test_client_py_as_a_script(serve, interpreter):
     assert result["status"] == "exited" and result["exit_code"] == 3
 
 
+def test_c_example_client(serve, example_client):
+    """docs/client.c: the documented C client runs a cell with its own stdio."""
+    server = serve("--require-sha256")
+    p = subprocess.run([str(example_client), server.socket, str(server.key_file), "sh", "-c",
+                        "cat; echo from the cell; exit 4"], input="from stdin\n",
+                       capture_output=True, text=True, timeout=60)
+    assert p.stdout == "from stdin\nfrom the cell\n"
+    assert p.returncode == 4
+    result = json.loads(p.stderr.strip().splitlines()[-1])
+    assert result["status"] == "exited" and result["exit_code"] == 4
+    assert result["limits"]["memory"] in ("cgroup", "rlimit")
+
+
 def test_require_sha256_refuses_the_md5_client(serve, stdlib_probe):
     assert _version(DEBIAN_PYTHON) < (3, 12), "the Debian python3 is expected to speak HMAC-MD5"
     server = serve("--require-sha256")
