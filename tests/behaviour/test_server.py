@@ -23,7 +23,7 @@ import pytest
 from conftest import NOBODY, REPO, as_nobody
 from server_helpers import (CHALLENGE, FAILURE, MiB, SHA256_TAG, WELCOME, AuthFailed, Conn,
                             Server, alive, cell_cgroups, children, cmdline, descendants,
-                            fd_count, frame, idle_fd_count, live_with_marker, memory_contains,
+                            fd_count, fd_targets, frame, idle_fd_count, live_with_marker, memory_contains,
                             process_table, raw_socket, read_frame_blocking, read_until_eof,
                             server_cgroups, status_field, wait_until)
 
@@ -888,8 +888,8 @@ def test_bad_request_gets_its_error_and_the_connection_goes_on(serve, case):
         assert conn.wait("after")["exit_code"] == 0
     with server.connect() as again:
         assert again.ping()
-    assert wait_until(lambda: fd_count(server.pid) == idle_fds, 2.0), \
-        (fd_count(server.pid), idle_fds)
+    assert wait_until(lambda: fd_count(server.pid) == idle_fds, 5.0), \
+        (fd_count(server.pid), idle_fds, fd_targets(server.pid))
 
 
 def test_ping_without_id(serve):
