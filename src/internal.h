@@ -30,6 +30,7 @@ static inline bool cb_net_is_none(enum cb_net net)
         return net == CB_NET_NONE || net == CB_NET_NONE_SHARED;
 }
 enum cb_seccomp_mode { CB_SECCOMP_DEFAULT, CB_SECCOMP_NONE };
+enum cb_overflow { CB_OVERFLOW_KILL, CB_OVERFLOW_TRUNCATE };
 
 /* One ro_bind / bind / tmpfs entry as the policy states it. */
 struct cb_path_spec {
@@ -55,7 +56,7 @@ struct cb_policy {
         enum cb_net net;
         uint64_t memory, pids, output_limit, file_size;
         double cpus, timeout, cpu_time, kill_grace;
-        bool output_truncate;
+        enum cb_overflow output_overflow;
         uint64_t uid, gid;
         char *hostname;
         enum cb_seccomp_mode seccomp;

@@ -152,9 +152,10 @@ struct field {
         text_setter set;
         enum json_shape shape;
         size_t offset;
-        double min, max;  /* numeric range; 0 is always allowed when zero_ok */
-        bool zero_ok;     /* 0 means "no limit" */
-        const char *help; /* what is allowed */
+        double min, max;            /* numeric range; 0 is always allowed when zero_ok */
+        bool zero_ok;               /* 0 means "no limit" */
+        const char *help;           /* what is allowed */
+        const char *const *choices; /* an enum's value names */
 };
 
 #define AT(f, p, type) ((type *)((char *)(p) + (f)->offset))
@@ -255,50 +256,20 @@ static int set_bool(cb_policy *p, const struct field *f, const char *text, cb_er
         return 0;
 }
 
-static int set_choice(const struct field *f, const char *text, const char *const *names,
-                      size_t count, int *out, cb_error *err)
+/* The names of an enum field's values, NULL-terminated, in the enum's order. */
+static const char *const NET_NAMES[] = {"none", "loopback", "host", "none-shared", NULL};
+static const char *const SECCOMP_NAMES[] = {"default", "none", NULL};
+static const char *const OVERFLOW_NAMES[] = {"kill", "truncate", NULL};
+
+static int set_enum(cb_policy *p, const struct field *f, const char *text, cb_error *err)
 {
-        for (size_t i = 0; i < count; i++) {
-                if (strcmp(text, names[i]) == 0) {
-                        *out = (int)i;
+        for (int i = 0; f->choices[i]; i++) {
+                if (strcmp(text, f->choices[i]) == 0) {
+                        *AT(f, p, int) = i;
                         return 0;
                 }
         }
         return bad_value(err, f, text);
-}
-
-static const char *const NET_NAMES[] = {"none", "loopback", "host", "none-shared"};
-static const char *const SECCOMP_NAMES[] = {"default", "none"};
-static const char *const OVERFLOW_NAMES[] = {"kill", "truncate"};
-
-static int set_net(cb_policy *p, const struct field *f, const char *text, cb_error *err)
-{
-        int v;
-
-        if (set_choice(f, text, NET_NAMES, CB_ARRAY_LEN(NET_NAMES), &v, err) < 0)
-                return -1;
-        p->net = (enum cb_net)v;
-        return 0;
-}
-
-static int set_seccomp(cb_policy *p, const struct field *f, const char *text, cb_error *err)
-{
-        int v;
-
-        if (set_choice(f, text, SECCOMP_NAMES, CB_ARRAY_LEN(SECCOMP_NAMES), &v, err) < 0)
-                return -1;
-        p->seccomp = (enum cb_seccomp_mode)v;
-        return 0;
-}
-
-static int set_overflow(cb_policy *p, const struct field *f, const char *text, cb_error *err)
-{
-        int v;
-
-        if (set_choice(f, text, OVERFLOW_NAMES, CB_ARRAY_LEN(OVERFLOW_NAMES), &v, err) < 0)
-                return -1;
-        p->output_truncate = v == 1;
-        return 0;
 }
 
 static int replace_string(char **slot, const char *text, cb_error *err, const struct field *f)
@@ -433,7 +404,8 @@ static const struct field FIELDS[] = {
     {"chdir", set_abs_path, J_STRING, OFF(chdir), 0, 0, false, "an absolute path"},
     {"env", add_env, J_ENV, OFF(env), 0, 0, false,
      "NAME=VALUE with NAME made of letters, digits and _"},
-    {"net", set_net, J_STRING, 0, 0, 0, false, "one of none, loopback, host, none-shared"},
+    {"net", set_enum, J_STRING, OFF(net), 0, 0, false, "one of none, loopback, host, none-shared",
+     NET_NAMES},
     {"memory", set_size, J_SIZE, OFF(memory), 1 << 20, 4096 * GiB, true,
      "a size such as 64M or 2G, at least 1M, or 0 for no limit"},
     {"pids", set_count, J_INTEGER, OFF(pids), 1, 4194304, true,
@@ -448,7 +420,8 @@ static const struct field FIELDS[] = {
      "seconds from 0 to 3600"},
     {"output_limit", set_size, J_SIZE, OFF(output_limit), 0, 1024 * GiB, true,
      "a size such as 1M, at most 1T"},
-    {"output_overflow", set_overflow, J_STRING, 0, 0, 0, false, "one of kill, truncate"},
+    {"output_overflow", set_enum, J_STRING, OFF(output_overflow), 0, 0, false,
+     "one of kill, truncate", OVERFLOW_NAMES},
     {"file_size", set_size, J_SIZE, OFF(file_size), 1, 1024 * GiB, true,
      "a size such as 100M, or 0 for no limit"},
     {"uid", set_count, J_INTEGER, OFF(uid), 0, 4294967294.0, true,
@@ -457,7 +430,8 @@ static const struct field FIELDS[] = {
      "a group id from 0 to 4294967294"},
     {"hostname", set_hostname, J_STRING, 0, 0, 0, false,
      "1 to 63 letters, digits, '-' and '.', not starting with '-'"},
-    {"seccomp", set_seccomp, J_STRING, 0, 0, 0, false, "one of default, none"},
+    {"seccomp", set_enum, J_STRING, OFF(seccomp), 0, 0, false, "one of default, none",
+     SECCOMP_NAMES},
     {"unsafe", set_bool, J_BOOL, OFF(unsafe), 0, 0, false, "true or false"},
 };
 
@@ -743,7 +717,7 @@ CB_EXPORT char *cb_policy_to_json(const cb_policy *p)
             "net", NET_NAMES[p->net], "memory", (json_int_t)p->memory, "pids", (json_int_t)p->pids,
             "cpus", p->cpus, "timeout", p->timeout, "cpu_time", p->cpu_time, "kill_grace",
             p->kill_grace, "output_limit", (json_int_t)p->output_limit, "output_overflow",
-            OVERFLOW_NAMES[p->output_truncate], "file_size", (json_int_t)p->file_size, "uid",
+            OVERFLOW_NAMES[p->output_overflow], "file_size", (json_int_t)p->file_size, "uid",
             (json_int_t)p->uid, "gid", (json_int_t)p->gid, "hostname", p->hostname, "seccomp",
             SECCOMP_NAMES[p->seccomp], "unsafe", p->unsafe);
         char *s;

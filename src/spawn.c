@@ -438,7 +438,7 @@ static struct cb_cell *cell_new(const cb_policy *p)
         cell->timeout = p->timeout;
         cell->kill_grace = p->kill_grace;
         cell->output_limit = p->output_limit;
-        cell->output_truncate = p->output_truncate;
+        cell->output_truncate = p->output_overflow == CB_OVERFLOW_TRUNCATE;
         cb_result_init(&cell->result);
         return cell;
 }
