@@ -511,6 +511,15 @@ int cb_cgroup_clone_fd(const struct cb_cgroup *cg)
         return cg ? cg->v2_fd : -1;
 }
 
+/* The cell exists: a server with many cells need not hold this fd for each. */
+void cb_cgroup_cloned(struct cb_cgroup *cg)
+{
+        if (cg && cg->v2_fd >= 0) {
+                close(cg->v2_fd);
+                cg->v2_fd = -1;
+        }
+}
+
 /* Kill every process in the cell at once, where the kernel can. */
 void cb_cgroup_kill(const struct cb_cgroup *cg)
 {

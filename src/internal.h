@@ -187,6 +187,7 @@ const char *cb_ctrl_name(enum cb_ctrl ctrl);
 int cb_cgroup_create(const cb_policy *policy, const char *label, struct cb_cgroup **out,
                      const char **what);
 int cb_cgroup_clone_fd(const struct cb_cgroup *cg);
+void cb_cgroup_cloned(struct cb_cgroup *cg);
 int cb_cgroup_attach(const struct cb_cgroup *cg, pid_t pid, bool cloned_into_v2);
 void cb_cgroup_kill(const struct cb_cgroup *cg);
 bool cb_cgroup_cpu(const struct cb_cgroup *cg, double *user, double *system);

@@ -562,6 +562,7 @@ CB_EXPORT int cb_spawn(const cb_policy *p, char *const argv[], const cb_spawn_op
                 goto fail_pipes;
         clock_gettime(CLOCK_MONOTONIC, &cell->started);
         pid = clone_cell(&child, &pidfd, &into_cgroup);
+        cb_cgroup_cloned(cell->cg);
         if (pid < 0) {
                 spawn_failed(failure, CB_STEP_CLONE, errno, "clone3");
                 goto fail_pipes;
