@@ -103,7 +103,28 @@ static void on_report(struct cb_cell *cell)
                 unwatch(cell, &cell->report_fd);
 }
 
-/* Copy what the pipe holds: keep up to the limit, count the rest. */
+/* Write it all to the sink; how much went. */
+static size_t deliver(int sink, const char *buf, size_t len)
+{
+        size_t done = 0;
+
+        while (done < len) {
+                ssize_t w = write(sink, buf + done, len - done);
+
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        break;
+                done += (size_t)w;
+        }
+        return done;
+}
+
+/*
+ * Copy what the pipe holds: keep up to the limit, count the rest.  When the
+ * sink stops taking output (its reader has gone), the pipe is closed too, so
+ * the program finds out on its next write, as it would in a shell pipeline.
+ */
 static void on_output(struct cb_cell *cell, enum cb_stream s)
 {
         struct cb_capture *cap = &cell->out[s];
@@ -113,18 +134,14 @@ static void on_output(struct cb_cell *cell, enum cb_stream s)
         while ((n = read(cap->pipe_fd, buf, sizeof(buf))) > 0) {
                 uint64_t room = cell->output_limit - cap->kept;
                 size_t keep = (uint64_t)n < room ? (size_t)n : (size_t)room;
+                size_t went = cap->sink_fd >= 0 ? deliver(cap->sink_fd, buf, keep) : keep;
 
-                for (size_t done = 0; keep && cap->sink_fd >= 0 && done < keep;) {
-                        ssize_t w = write(cap->sink_fd, buf + done, keep - done);
-
-                        if (w < 0 && errno == EINTR)
-                                continue;
-                        if (w <= 0)
-                                break; /* a sink that cannot take more loses it, not us */
-                        done += (size_t)w;
-                }
-                cap->kept += keep;
+                cap->kept += went;
                 cap->dropped += (uint64_t)n - keep;
+                if (went < keep) {
+                        unwatch(cell, &cap->pipe_fd);
+                        return;
+                }
         }
         if (cap->dropped && !cell->output_truncate)
                 kill_cell(cell, CB_KILL_OUTPUT);

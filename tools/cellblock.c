@@ -521,6 +521,8 @@ static int cmd_check(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+        /* a reader that goes away must not kill us before the result is written */
+        signal(SIGPIPE, SIG_IGN);
         if (argc < 2)
                 return usage_error("no command given");
         if (strcmp(argv[1], "run") == 0)

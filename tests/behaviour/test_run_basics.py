@@ -195,3 +195,15 @@ def test_check_reports_and_succeeds(cb):
     assert report["enforceable"] is True
     assert report["landlock_abi"] >= 1
     assert report["trial_cell"] == "ok"
+
+
+def test_a_reader_that_goes_away_stops_the_program_as_a_pipeline_would(cb, scratch):
+    """`cellblock run -- yes | head -1`: yes gets SIGPIPE, and the result is still written."""
+    result_path = scratch / "r.json"
+    proc = subprocess.Popen(cb.command(["run", "--result", str(result_path), "--", "yes"]),
+                            stdout=subprocess.PIPE)
+    assert proc.stdout.read(4) == b"y\ny\n"
+    proc.stdout.close()
+    assert proc.wait(timeout=10) == 128 + signal.SIGPIPE
+    result = json.loads(result_path.read_text())
+    assert result["status"] == "signaled" and result["signal"] == signal.SIGPIPE
