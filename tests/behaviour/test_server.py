@@ -1171,7 +1171,7 @@ def test_many_clients_while_hostile_ones_attack(serve):
 
     assert wait_until(lambda: not live_with_marker("1000.9191"), 3.0)
     assert wait_until(lambda: fd_count(server.pid) == idle_fds, 5.0), \
-        f"server holds {fd_count(server.pid)} fds, {idle_fds} when idle"
+        (fd_count(server.pid), idle_fds, fd_targets(server.pid))
     assert wait_until(lambda: set(children(server.pid)) == idle_children, 3.0)
     table = process_table()
     zombies = [p for p in children(server.pid, table) if table[p][0] == "Z"]
