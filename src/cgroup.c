@@ -411,6 +411,33 @@ static int apply_limits(struct cb_cgroup *cg, const cb_policy *p, const char **w
         return 0;
 }
 
+static int open_join(struct cb_cgroup *cg, int h)
+{
+        char path[PATH_MAX];
+        int fd;
+
+        if (snprintf(path, sizeof(path), "%s/cgroup.procs", cell_dir(cg, h).s) >=
+            (int)sizeof(path)) {
+                errno = ENAMETOOLONG;
+                return -1;
+        }
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        cg->join_fd[cg->n_join++] = fd;
+        return 0;
+}
+
+/* Every hierarchy but v2, which CLONE_INTO_CGROUP places the cell in. */
+static int open_joins(struct cb_cgroup *cg)
+{
+        for (size_t i = 0; i < host.n; i++) {
+                if ((cg->in & (1u << i)) && !host.h[i].v2 && open_join(cg, (int)i) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
 /* Hierarchies this cell needs a directory in. */
 static unsigned needed_hierarchies(const cb_policy *p)
 {
@@ -482,6 +509,9 @@ int cb_cgroup_create(const cb_policy *p, const char *label, struct cb_cgroup **o
         }
         if (apply_limits(cg, p, what) < 0)
                 goto fail;
+        *what = "cgroup.procs";
+        if (open_joins(cg) < 0)
+                goto fail;
         if (host.v2 >= 0)
                 cg->v2_fd = open(cell_dir(cg, host.v2).s, O_PATH | O_DIRECTORY | O_CLOEXEC);
         *out = cg;
@@ -491,33 +521,44 @@ fail:
         return -1;
 }
 
-/* v1 hierarchies (and v2 without CLONE_INTO_CGROUP) get the pid written. */
-int cb_cgroup_attach(const struct cb_cgroup *cg, pid_t pid, bool cloned_into_v2)
-{
-        char v[16];
-
-        snprintf(v, sizeof(v), "%d", (int)pid);
-        for (size_t i = 0; i < host.n; i++) {
-                if (!(cg->in & (1u << i)) || (host.h[i].v2 && cloned_into_v2))
-                        continue;
-                if (write_file(cell_dir(cg, (int)i).s, "cgroup.procs", v) < 0)
-                        return -1;
-        }
-        return 0;
-}
-
 int cb_cgroup_clone_fd(const struct cb_cgroup *cg)
 {
         return cg ? cg->v2_fd : -1;
 }
 
-/* The cell exists: a server with many cells need not hold this fd for each. */
-void cb_cgroup_cloned(struct cb_cgroup *cg)
+/* A kernel without CLONE_INTO_CGROUP: the cell joins its v2 group by itself too. */
+int cb_cgroup_join_v2_too(struct cb_cgroup *cg)
 {
-        if (cg && cg->v2_fd >= 0) {
-                close(cg->v2_fd);
-                cg->v2_fd = -1;
+        return open_join(cg, host.v2);
+}
+
+/*
+ * In the cell, before anything else runs there: join each group it was not
+ * cloned into.  Moving a task between v1 groups waits for an RCU grace
+ * period (milliseconds), which is why the cell does it and not the
+ * supervisor, who meanwhile starts other cells.  The fds were opened by the
+ * supervisor, whose credentials the kernel checks.
+ */
+int cb_cgroup_join(const struct cb_cgroup *cg)
+{
+        for (size_t i = 0; cg && i < cg->n_join; i++) {
+                if (write(cg->join_fd[i], "0", 1) != 1)
+                        return -1;
         }
+        return 0;
+}
+
+/* The cell exists: a server with many cells need not hold these fds for each. */
+void cb_cgroup_close_setup_fds(struct cb_cgroup *cg)
+{
+        if (!cg)
+                return;
+        if (cg->v2_fd >= 0)
+                close(cg->v2_fd);
+        cg->v2_fd = -1;
+        for (size_t i = 0; i < cg->n_join; i++)
+                close(cg->join_fd[i]);
+        cg->n_join = 0;
 }
 
 /* Kill every process in the cell at once, where the kernel can. */
@@ -584,8 +625,7 @@ void cb_cgroup_destroy(struct cb_cgroup *cg)
 {
         if (!cg)
                 return;
-        if (cg->v2_fd >= 0)
-                close(cg->v2_fd);
+        cb_cgroup_close_setup_fds(cg);
         if (!cb_cgroup_reaper_remove(cg)) {
                 for (size_t i = 0; i < host.n; i++) {
                         if (cg->in & (1u << i))

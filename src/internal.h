@@ -178,6 +178,9 @@ struct cb_cgroup {
         char name[64];
         unsigned in;
         int v2_fd; /* for CLONE_INTO_CGROUP */
+        /* cgroup.procs of each hierarchy the cell joins by itself, until cloned */
+        int join_fd[CB_MAX_HIERARCHIES];
+        size_t n_join;
 };
 
 const struct cb_cgroup_host *cb_cgroup_host(void);
@@ -187,8 +190,9 @@ const char *cb_ctrl_name(enum cb_ctrl ctrl);
 int cb_cgroup_create(const cb_policy *policy, const char *label, struct cb_cgroup **out,
                      const char **what);
 int cb_cgroup_clone_fd(const struct cb_cgroup *cg);
-void cb_cgroup_cloned(struct cb_cgroup *cg);
-int cb_cgroup_attach(const struct cb_cgroup *cg, pid_t pid, bool cloned_into_v2);
+int cb_cgroup_join_v2_too(struct cb_cgroup *cg);
+int cb_cgroup_join(const struct cb_cgroup *cg);
+void cb_cgroup_close_setup_fds(struct cb_cgroup *cg);
 void cb_cgroup_kill(const struct cb_cgroup *cg);
 bool cb_cgroup_cpu(const struct cb_cgroup *cg, double *user, double *system);
 bool cb_cgroup_memory(const struct cb_cgroup *cg, uint64_t *peak, uint64_t *oom_kills);

@@ -93,8 +93,8 @@ struct cb_child {
         bool announce_dumpable; /* unprivileged, non-dumpable parent: see cell_main() */
         int landlock_abi;
         struct cb_rlimit_fallback fallback;
-        int cgroup_fd;    /* CLONE_INTO_CGROUP target, -1 for none */
-        int shared_netns; /* net "none" through the shared namespace, -1 for a new one */
+        struct cb_cgroup *cg; /* NULL for none */
+        int shared_netns;     /* net "none" through the shared namespace, -1 for a new one */
 };
 
 /* ------------------------------------------------------------------ */
@@ -171,6 +171,8 @@ __attribute__((noreturn)) static void cell_main(struct cb_child *c)
 
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
                 fail(report, CB_STEP_PARENT_DEATH, NULL);
+        if (cb_cgroup_join(c->cg) < 0)
+                fail(report, CB_STEP_CGROUP, "cgroup.procs");
         if (arrange_fds(c) < 0)
                 fail(report, CB_STEP_ARRANGE_FDS, NULL);
         report = REPORT_FD;
@@ -341,7 +343,7 @@ static unsigned long long clone_flags(const struct cb_child *c)
  * do can run in the child before it has set itself up.  exit_signal 0: the
  * cell is invisible to the caller's waitpid(-1) and SIGCHLD handling.
  */
-static pid_t clone_cell(struct cb_child *c, int *pidfd, bool *into_cgroup)
+static pid_t clone_cell(struct cb_child *c, int *pidfd)
 {
         struct clone_args args = {
             .flags = clone_flags(c),
@@ -350,19 +352,19 @@ static pid_t clone_cell(struct cb_child *c, int *pidfd, bool *into_cgroup)
         };
         sigset_t all, saved;
         pid_t pid;
-        int err, home = -1;
+        int err, home = -1, cgroup_fd = cb_cgroup_clone_fd(c->cg);
 
-        if (c->cgroup_fd >= 0) {
+        if (cgroup_fd >= 0) {
                 args.flags |= CLONE_INTO_CGROUP;
-                args.cgroup = (uint64_t)c->cgroup_fd;
+                args.cgroup = (uint64_t)cgroup_fd;
         }
         if (c->shared_netns >= 0 && (home = cb_net_enter(c->shared_netns)) < 0)
                 return -1;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &saved);
         pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
-        if (pid < 0 && (args.flags & CLONE_INTO_CGROUP)) {
-                /* a kernel without CLONE_INTO_CGROUP: the parent attaches the cell instead */
+        if (pid < 0 && (args.flags & CLONE_INTO_CGROUP) && cb_cgroup_join_v2_too(c->cg) == 0) {
+                /* a kernel without CLONE_INTO_CGROUP: the cell joins by itself */
                 args.flags &= ~(unsigned long long)CLONE_INTO_CGROUP;
                 pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
         }
@@ -372,7 +374,6 @@ static pid_t clone_cell(struct cb_child *c, int *pidfd, bool *into_cgroup)
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
         if (home >= 0 && cb_net_leave(home) < 0)
                 abort(); /* never leave the caller in the cells' namespace */
-        *into_cgroup = (args.flags & CLONE_INTO_CGROUP) != 0;
         errno = err;
         return pid;
 }
@@ -476,7 +477,7 @@ static int prepare_limits(struct cb_child *child, struct cb_cell *cell, const cb
         if (plan_limits(child, cell->cg, &cell->result) < 0)
                 return spawn_failed(failure, CB_STEP_CGROUP, errno,
                                     "cpus: no cgroup cpu controller here (see cellblock check)");
-        child->cgroup_fd = cb_cgroup_clone_fd(cell->cg);
+        child->cg = cell->cg;
         return 0;
 }
 
@@ -495,9 +496,9 @@ static int await_dumpable(int report_fd, cb_result *failure)
                             n == (ssize_t)sizeof(r) ? r.err : EPIPE, r.detail[0] ? r.detail : NULL);
 }
 
-/* After clone3: maps, cgroups, then release the child. */
-static int settle_child(struct cb_cell *cell, const struct cb_child *c, pid_t pid, bool into_cgroup,
-                        const struct cb_pipes *pp, cb_result *failure)
+/* After clone3: maps, then release the child. */
+static int settle_child(const struct cb_child *c, pid_t pid, const struct cb_pipes *pp,
+                        cb_result *failure)
 {
         const cb_policy *p = c->policy;
         struct cb_idmap map;
@@ -508,8 +509,6 @@ static int settle_child(struct cb_cell *cell, const struct cb_child *c, pid_t pi
         cb_idmap_prepare(p, pid, &map);
         if (cb_idmap_write(pid, &map, &what) < 0)
                 return spawn_failed(failure, CB_STEP_USERNS, errno, what);
-        if (cell->cg && cb_cgroup_attach(cell->cg, pid, into_cgroup) < 0)
-                return spawn_failed(failure, CB_STEP_CGROUP, errno, "cgroup.procs");
         if (write(pp->sync[1], "x", 1) != 1)
                 return spawn_failed(failure, CB_STEP_RELEASE, errno, NULL);
         return 0;
@@ -527,11 +526,10 @@ CB_EXPORT int cb_spawn(const cb_policy *p, char *const argv[], const cb_spawn_op
                        cb_cell **out, cb_result *failure)
 {
         cb_spawn_opts defaults = cb_spawn_opts_default();
-        struct cb_child child = {.cgroup_fd = -1, .shared_netns = -1};
+        struct cb_child child = {.shared_netns = -1};
         struct cb_pipes pp;
         struct cb_cell *cell = NULL;
         cb_error err;
-        bool into_cgroup = false;
         int pidfd = -1;
         pid_t pid;
 
@@ -561,13 +559,13 @@ CB_EXPORT int cb_spawn(const cb_policy *p, char *const argv[], const cb_spawn_op
         if (prepare_limits(&child, cell, opts, argv, failure) < 0)
                 goto fail_pipes;
         clock_gettime(CLOCK_MONOTONIC, &cell->started);
-        pid = clone_cell(&child, &pidfd, &into_cgroup);
-        cb_cgroup_cloned(cell->cg);
+        pid = clone_cell(&child, &pidfd);
+        cb_cgroup_close_setup_fds(cell->cg);
         if (pid < 0) {
                 spawn_failed(failure, CB_STEP_CLONE, errno, "clone3");
                 goto fail_pipes;
         }
-        if (settle_child(cell, &child, pid, into_cgroup, &pp, failure) < 0) {
+        if (settle_child(&child, pid, &pp, failure) < 0) {
                 abandon_child(pid, pidfd);
                 goto fail_pipes;
         }
