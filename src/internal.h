@@ -127,6 +127,10 @@ int cb_identity_assume(const cb_policy *policy, bool drop_groups);
 int cb_net_setup(enum cb_net net);
 /* The shared interface-less namespace for "none", or -1 where per-cell ones are needed. */
 int cb_net_shared_none(void);
+/* Keep fresh namespaces for "none" cells ready (root only; a no-op otherwise). */
+void cb_net_pool_start(void);
+/* One of them, for one cell, to be closed once it is cloned; -1 when none is ready. */
+int cb_net_pool_take(void);
 /* Enter a network namespace; returns an fd for cb_net_leave() to come back. */
 int cb_net_enter(int netns);
 int cb_net_leave(int home);

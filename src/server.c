@@ -897,6 +897,7 @@ static int server_start(struct server *s, cb_error *err)
                 cb_error_set(err, "", "epoll: %s", strerror(errno));
                 return -1;
         }
+        cb_net_pool_start();
         return 0;
 }
 

@@ -94,7 +94,8 @@ struct cb_child {
         int landlock_abi;
         struct cb_rlimit_fallback fallback;
         struct cb_cgroup *cg; /* NULL for none */
-        int shared_netns;     /* net "none" through the shared namespace, -1 for a new one */
+        int netns;            /* the network namespace to clone into, -1 for a new one */
+        bool netns_ours;      /* a fresh one, closed once the cell is cloned */
 };
 
 /* ------------------------------------------------------------------ */
@@ -244,10 +245,22 @@ static const char *env_lookup(char *const *envp, const char *name)
 
 static void child_release(struct cb_child *c)
 {
+        if (c->netns_ours)
+                close(c->netns);
+        c->netns_ours = false;
         cb_mount_plan_free(&c->plan);
         if (c->no_caps)
                 cap_free(c->no_caps);
         free(c->envp);
+}
+
+static void choose_netns(struct cb_child *c, const cb_policy *p)
+{
+        /* the shared namespace is only as tight as the filter that limits socket families */
+        if (p->net == CB_NET_NONE_SHARED && p->seccomp == CB_SECCOMP_DEFAULT)
+                c->netns = cb_net_shared_none();
+        else if (p->net == CB_NET_NONE)
+                c->netns_ours = (c->netns = cb_net_pool_take()) >= 0;
 }
 
 static int child_prepare(struct cb_child *c, const cb_policy *p, char *const argv[],
@@ -268,10 +281,7 @@ static int child_prepare(struct cb_child *c, const cb_policy *p, char *const arg
         memcpy(c->envp, p->env.v, p->env.n * sizeof(char *));
         c->exec.argv = argv;
         c->exec.envp = c->envp;
-        /* the shared namespace is only as tight as the filter that limits socket families */
-        c->shared_netns = p->net == CB_NET_NONE_SHARED && p->seccomp == CB_SECCOMP_DEFAULT
-                              ? cb_net_shared_none()
-                              : -1;
+        choose_netns(c, p);
         c->exec.path = env_lookup(c->envp, "PATH");
         if (!c->exec.path)
                 c->exec.path = DEFAULT_PATH;
@@ -333,7 +343,7 @@ static unsigned long long clone_flags(const struct cb_child *c)
         unsigned long long flags = CLONE_PIDFD | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS |
                                    CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
 
-        if (c->policy->net == CB_NET_HOST || c->shared_netns >= 0)
+        if (c->policy->net == CB_NET_HOST || c->netns >= 0)
                 return flags;
         return flags | CLONE_NEWNET;
 }
@@ -358,7 +368,7 @@ static pid_t clone_cell(struct cb_child *c, int *pidfd)
                 args.flags |= CLONE_INTO_CGROUP;
                 args.cgroup = (uint64_t)cgroup_fd;
         }
-        if (c->shared_netns >= 0 && (home = cb_net_enter(c->shared_netns)) < 0)
+        if (c->netns >= 0 && (home = cb_net_enter(c->netns)) < 0)
                 return -1;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &saved);
@@ -526,7 +536,7 @@ CB_EXPORT int cb_spawn(const cb_policy *p, char *const argv[], const cb_spawn_op
                        cb_cell **out, cb_result *failure)
 {
         cb_spawn_opts defaults = cb_spawn_opts_default();
-        struct cb_child child = {.shared_netns = -1};
+        struct cb_child child = {.netns = -1};
         struct cb_pipes pp;
         struct cb_cell *cell = NULL;
         cb_error err;

@@ -21,7 +21,7 @@ from multiprocessing.connection import AuthenticationError, Client
 import pytest
 
 from conftest import NOBODY, REPO, as_nobody
-from server_helpers import (CHALLENGE, FAILURE, MiB, SHA256_TAG, WELCOME, AuthFailed, Conn,
+from server_helpers import (NETNS_READY, CHALLENGE, FAILURE, MiB, SHA256_TAG, WELCOME, AuthFailed, Conn,
                             Server, alive, cell_cgroups, children, cmdline, descendants,
                             fd_count, fd_targets, frame, idle_fd_count, live_with_marker, memory_contains,
                             process_table, raw_socket, read_frame_blocking, read_until_eof,
@@ -1240,3 +1240,46 @@ def test_cells_without_network_cannot_reach_one_another(serve, net):
     assert lines[0] == f"connect {errno.EPERM if shared else errno.ECONNREFUSED}"
     assert lines[1] == f"inet {errno.EAFNOSUPPORT}"
     assert lines[2] == f"listed {shared}"
+
+
+NAMESPACE_PROBE = r"""
+import fcntl, os, socket, struct
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
+print(os.readlink("/proc/self/ns/net"))
+print(sorted(line.split(":")[0].strip() for line in open("/proc/net/dev").readlines()[2:]))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("\0cellblock-fresh")
+flags = struct.unpack("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sH", b"lo", 0)))[1]
+print("up" if flags & IFF_UP else "down")
+try:
+    fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
+    print("raised")
+except OSError as e:
+    print("raise", e.errno, flush=True)
+import time; time.sleep(60)
+"""
+
+
+def test_each_cell_without_network_gets_a_namespace_of_its_own(serve):
+    """A root server clones "none" cells into namespaces it made ahead: each must be new,
+    empty and used by one cell only, never the server's, never handed out twice."""
+    server = serve()
+    server_ns = os.readlink(f"/proc/{server.pid}/ns/net")
+    cells = 2 * NETNS_READY + 2          # more than are kept ready, so some are made on demand
+    seen = []
+    with server.connect() as conn:
+        for n in range(cells):           # all alive at once: a namespace reused would show
+            r, w = os.pipe()
+            conn.spawn_ok(f"c{n}", ["python3", "-c", NAMESPACE_PROBE], stdio=[None, 0, None],
+                          fds=[w])
+            os.close(w)
+            with os.fdopen(r) as out:
+                seen.append([out.readline().strip() for _ in range(4)])
+        for n in range(cells):
+            conn.request({"op": "kill", "id": f"c{n}"})
+            assert conn.wait(f"c{n}")["status"] == "killed"
+    namespaces = [lines[0] for lines in seen]
+    assert len(set(namespaces)) == cells, namespaces
+    assert server_ns not in namespaces
+    # only a loopback, down, and the cell cannot bring it up
+    assert all(lines[1:] == ["['lo']", "down", f"raise {errno.EPERM}"] for lines in seen), seen
