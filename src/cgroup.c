@@ -512,8 +512,11 @@ int cb_cgroup_create(const cb_policy *p, const char *label, struct cb_cgroup **o
         *what = "cgroup.procs";
         if (open_joins(cg) < 0)
                 goto fail;
-        if (host.v2 >= 0)
-                cg->v2_fd = open(cell_dir(cg, host.v2).s, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        /* without it the cell would start outside its v2 group */
+        *what = "cgroup v2";
+        if (host.v2 >= 0 && (cg->in & (1u << host.v2)) &&
+            (cg->v2_fd = open(cell_dir(cg, host.v2).s, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+                goto fail;
         *out = cg;
         return 0;
 fail:

@@ -174,6 +174,9 @@ __attribute__((noreturn)) static void cell_main(struct cb_child *c)
                 fail(report, CB_STEP_PARENT_DEATH, NULL);
         if (cb_cgroup_join(c->cg) < 0)
                 fail(report, CB_STEP_CGROUP, "cgroup.procs");
+        /* rooted at its own groups, /proc/self/cgroup shows "/" and not the supervisor's path */
+        if (unshare(CLONE_NEWCGROUP) < 0)
+                fail(report, CB_STEP_CGROUP, "cgroup namespace");
         if (arrange_fds(c) < 0)
                 fail(report, CB_STEP_ARRANGE_FDS, NULL);
         report = REPORT_FD;
@@ -340,8 +343,9 @@ static int pipes_open(struct cb_pipes *pp, const cb_spawn_opts *o, struct cb_chi
 
 static unsigned long long clone_flags(const struct cb_child *c)
 {
-        unsigned long long flags = CLONE_PIDFD | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS |
-                                   CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
+        /* the cgroup namespace comes once the cell is in its groups: see cell_main() */
+        unsigned long long flags =
+            CLONE_PIDFD | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
 
         if (c->policy->net == CB_NET_HOST || c->netns >= 0)
                 return flags;

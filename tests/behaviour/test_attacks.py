@@ -223,6 +223,15 @@ def test_learn_host_pid_from_uid_map(cb, user):
     assert host_uid - HOST_ID_BASE not in host_pids
 
 
+def test_learn_supervisor_from_cgroup_paths(cb, user):
+    """/proc/self/cgroup is rooted at the cell's own groups in every hierarchy: it names
+    neither the supervisor's pid nor how many cells it has started."""
+    r = cb.run("cat", "/proc/self/cgroup", policy=["--memory", "64M", "--pids", "16"], user=user)
+    assert r.returncode == 0, r.stderr
+    paths = [line.split(":", 2)[2] for line in r.stdout.splitlines()]
+    assert paths and all(path == "/" for path in paths), r.stdout
+
+
 @pytest.mark.parametrize("target", ["sleeper", "runner"])
 def test_kill_host_pid(cb, user, attacks, host_sleeper, target):
     """SIGKILL to a host pid number finds no such process; the target lives on."""
