@@ -455,6 +455,14 @@ static void do_spawn(struct server *s, struct conn *c, struct cb_request *r, con
                                      failure.error_message);
         }
         free(label);
+        if (cb_loop_add(s->loop, e->cell, on_cell_done, e) < 0) {
+                /* unwatched, a cell would have no timeout and never be reaped */
+                const char *reason = strerror(errno);
+
+                cb_cell_free(e->cell); /* kills and reaps it */
+                free(e);
+                return reply_refusal(c, r->id, "spawn-failed", "supervise", reason);
+        }
         e->server = s;
         e->owner = c;
         e->id = json_incref(r->id);
@@ -462,7 +470,6 @@ static void do_spawn(struct server *s, struct conn *c, struct cb_request *r, con
         list_push(&c->cells, e);
         c->n_cells++;
         s->n_cells++;
-        cb_loop_add(s->loop, e->cell, on_cell_done, e);
         pidfd = fcntl(cb_cell_pidfd(e->cell), F_DUPFD_CLOEXEC, 0);
         reply(c, r->id, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)cb_cell_pid(e->cell)), pidfd);
 }
