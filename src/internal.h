@@ -305,6 +305,7 @@ struct cb_cell {
         int sync_fd;          /* held until the cell reports its execve, see spawn.c */
         int timer_fd;         /* wall-clock limit and kill grace */
         int cpu_timer_fd;     /* when to look at the cell's CPU time next */
+        unsigned cpu_misses;  /* looks in a row that could not read it */
         struct cb_cgroup *cg; /* NULL when no cgroup could be used */
         double cpu_time;
         struct cb_capture out[2];

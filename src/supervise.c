@@ -128,24 +128,22 @@ static size_t deliver(int sink, const char *buf, size_t len)
 static void on_output(struct cb_cell *cell, enum cb_stream s)
 {
         struct cb_capture *cap = &cell->out[s];
+        bool sink_gone = false;
         char buf[65536];
-        ssize_t n;
+        ssize_t n = 0;
 
-        while ((n = read(cap->pipe_fd, buf, sizeof(buf))) > 0) {
+        while (!sink_gone && (n = read(cap->pipe_fd, buf, sizeof(buf))) > 0) {
                 uint64_t room = cell->output_limit - cap->kept;
                 size_t keep = (uint64_t)n < room ? (size_t)n : (size_t)room;
                 size_t went = cap->sink_fd >= 0 ? deliver(cap->sink_fd, buf, keep) : keep;
 
                 cap->kept += went;
                 cap->dropped += (uint64_t)n - keep;
-                if (went < keep) {
-                        unwatch(cell, &cap->pipe_fd);
-                        return;
-                }
+                sink_gone = went < keep;
         }
         if (cap->dropped && !cell->output_truncate)
                 kill_cell(cell, CB_KILL_OUTPUT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        if (sink_gone || n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
                 unwatch(cell, &cap->pipe_fd);
 }
 
@@ -188,9 +186,14 @@ static double cpu_parallelism(void)
         return online > 0 ? online : 1;
 }
 
+/* Looks at the CPU time that may fail in a row (50 ms apart) before the limit counts as reached. */
+#define CPU_MISSES_TOLERATED 20
+
 /*
  * The CPU-time limit covers the whole cell, measured by its cgroup.  The
- * next look is timed for the earliest moment the cell could reach it.
+ * next look is timed for the earliest moment the cell could reach it.  A
+ * limit that cannot be checked (the server out of fds, say) is soon taken
+ * as reached, never as lifted.
  */
 static void on_cpu_check(struct cb_cell *cell)
 {
@@ -199,8 +202,14 @@ static void on_cpu_check(struct cb_cell *cell)
 
         if (read(cell->cpu_timer_fd, &ticks, sizeof(ticks)) < 0 && errno == EAGAIN)
                 return;
-        if (!cb_cgroup_cpu(cell->cg, &user, &system))
+        if (!cb_cgroup_cpu(cell->cg, &user, &system)) {
+                if (++cell->cpu_misses > CPU_MISSES_TOLERATED)
+                        kill_cell(cell, CB_KILL_CPU_TIME);
+                else
+                        arm(cell->cpu_timer_fd, 0.05);
                 return;
+        }
+        cell->cpu_misses = 0;
         left = cell->cpu_time - (user + system);
         if (left <= 0) {
                 kill_cell(cell, CB_KILL_CPU_TIME);
