@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static int bring_up_loopback(void)
@@ -134,8 +135,23 @@ static int make_fresh(int home)
         return fd;
 }
 
+/* After a failure (out of fds, max_net_namespaces reached), wait longer each time, up to 1 s. */
+static void back_off(struct timespec *pause)
+{
+        nanosleep(pause, NULL);
+        if (pause->tv_sec == 0 && pause->tv_nsec < 500000000L) {
+                pause->tv_nsec *= 2;
+        } else {
+                pause->tv_sec = 1;
+                pause->tv_nsec = 0;
+        }
+}
+
+/* Meanwhile, and whenever the pool is empty, cells make their own. */
 static void *keep_pool_full(void *arg)
 {
+        const struct timespec first_pause = {0, 10000000L};
+        struct timespec pause = first_pause;
         int home = (int)(intptr_t)arg, fd;
 
         for (;;) {
@@ -144,17 +160,22 @@ static void *keep_pool_full(void *arg)
                         pthread_cond_wait(&pool.room, &pool.lock);
                 pthread_mutex_unlock(&pool.lock);
                 fd = make_fresh(home);
-                if (fd < 0)
-                        break; /* cells go back to creating their own */
+                if (fd < 0) {
+                        back_off(&pause);
+                        continue;
+                }
+                pause = first_pause;
                 pthread_mutex_lock(&pool.lock);
-                pool.fd[pool.n++] = fd;
+                if (pool.n < POOL_SIZE)
+                        pool.fd[pool.n++] = fd;
+                else
+                        close(fd);
                 pthread_mutex_unlock(&pool.lock);
         }
-        close(home);
         return NULL;
 }
 
-void cb_net_pool_start(void)
+static void start_filling(void)
 {
         pthread_attr_t attr;
         pthread_t thread;
@@ -172,6 +193,13 @@ void cb_net_pool_start(void)
                 close(home);
         pthread_attr_destroy(&attr);
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
+void cb_net_pool_start(void)
+{
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+        pthread_once(&once, start_filling);
 }
 
 int cb_net_pool_take(void)
