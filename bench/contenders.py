@@ -173,16 +173,11 @@ CONTENDERS = [
               first_missing(need_python, need_client_py, need_server), "cellblock"),
 ]
 
-# numerator, denominator, for procs/sec ratios
-RATIOS = [
-    ("serve-c", "posix_spawn"),
-    ("serve-c", "bwrap"),
-    ("serve-c", "mp-forkserver"),
-    ("serve-c-shared-net", "posix_spawn"),
-    ("serve-c-shared-net", "bwrap"),
-    ("serve-c-shared-net", "mp-forkserver"),
-    ("cellblock-run", "bwrap"),
-]
+def ratio_pairs(contenders):
+    """(numerator, denominator) keys: each cellblock contender against each limit and peer."""
+    ours = [c.key for c in contenders if c.group == "cellblock"]
+    theirs = [c.key for c in contenders if c.group != "cellblock"]
+    return [(n, d) for n in ours for d in theirs]
 
 
 def by_key(key):

@@ -78,13 +78,13 @@ def summarize(samples):
     return out
 
 
-def ratios(summaries, jobs, widths, totals):
+def ratios(summaries, contenders, jobs, widths, totals):
     """(job, width, total, numerator, denominator) -> ratio of mean procs/sec, when both ran."""
     out = {}
     for job in jobs:
         for width in widths:
             for total in totals:
-                for num, den in cs.RATIOS:
+                for num, den in cs.ratio_pairs(contenders):
                     a = summaries.get((job, num, width, total))
                     b = summaries.get((job, den, width, total))
                     if a and b and a.ok and b.ok:
@@ -151,16 +151,23 @@ def md_throughput(res, summaries):
 
 
 def md_ratios(res, ratio_table):
+    """Per job and width: a row per cellblock contender, a column per limit and peer."""
     cfg, total = res.config, max(res.config.totals)
-    header = ["job", "width"] + [f"{n} / {d}" for n, d in cs.RATIOS]
-    rows = [[job, width] + [f"{ratio_table[(job, width, total, n, d)]:.2f}"
-                            if (job, width, total, n, d) in ratio_table else "n/a"
-                            for n, d in cs.RATIOS]
-            for job in cfg.jobs for width in cfg.widths]
-    names = sorted({k for pair in cs.RATIOS for k in pair}, key=lambda k: label(k))
-    return (f"## Ratios of procs/sec ({total} procs)\n\nAbove 1: the first is faster. "
-            "Every total is in results.csv. "
-            + "; ".join(f"{k}: {label(k)}" for k in names) + ".\n\n" + md_table(header, rows))
+    pairs = cs.ratio_pairs(res.contenders)
+    ours = list(dict.fromkeys(n for n, _ in pairs))
+    theirs = list(dict.fromkeys(d for _, d in pairs))
+    parts = [f"## Ratios of procs/sec ({total} procs)\n\n"
+             "A cellblock contender's procs/sec divided by a limit's or a peer's, at the same "
+             "job and width: above 1, cellblock is faster. Every total is in results.csv."]
+    for job in cfg.jobs:
+        for width in cfg.widths:
+            rows = [[label(n)] + [f"{ratio_table[(job, width, total, n, d)]:.2f}"
+                                  if (job, width, total, n, d) in ratio_table else "n/a"
+                                  for d in theirs]
+                    for n in ours]
+            parts.append(f"{cs.JOB_TITLES[job]}, at most {width} alive at once:\n\n"
+                         + md_table(["÷"] + [label(d) for d in theirs], rows))
+    return "\n\n".join(parts)
 
 
 def ms(values, p):
@@ -409,7 +416,8 @@ def any_failed(res):
 def write_all(out_dir, res):
     os.makedirs(out_dir, exist_ok=True)
     summaries = summarize(res.samples)
-    ratio_table = ratios(summaries, res.config.jobs, res.config.widths, res.config.totals)
+    ratio_table = ratios(summaries, res.contenders, res.config.jobs, res.config.widths,
+                         res.config.totals)
     text = markdown(res, summaries, ratio_table)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(text)
