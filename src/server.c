@@ -457,8 +457,9 @@ static void do_spawn(struct server *s, struct conn *c, struct cb_request *r, con
         free(label);
         if (cb_loop_add(s->loop, e->cell, on_cell_done, e) < 0) {
                 /* unwatched, a cell would have no timeout and never be reaped */
-                const char *reason = strerror(errno);
+                char reason[128];
 
+                snprintf(reason, sizeof(reason), "%s", strerror(errno));
                 cb_cell_free(e->cell); /* kills and reaps it */
                 free(e);
                 return reply_refusal(c, r->id, "spawn-failed", "supervise", reason);

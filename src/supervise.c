@@ -425,8 +425,11 @@ CB_EXPORT int cb_loop_add(cb_loop *loop, cb_cell *cell, cb_done_fn done, void *d
             watch(loop, cell, cell->out[1].pipe_fd, W_STDERR) < 0 ||
             watch(loop, cell, cell->timer_fd, W_TIMER) < 0 ||
             watch(loop, cell, cell->cpu_timer_fd, W_CPU) < 0) {
+                int err = errno;
+
                 unwatch_all(cell);
                 cell->loop = NULL;
+                errno = err;
                 return -1;
         }
         if (cell->report_fd >= 0)
