@@ -218,7 +218,12 @@ typedef struct cb_server_opts {
 /* Defaults: 256 connections, 1024 cells each, 2 s to authenticate. */
 cb_server_opts cb_server_opts_default(void);
 
-/* Serve until SIGTERM or SIGINT, then kill every cell and remove the socket. */
+/*
+ * Serve until SIGTERM or SIGINT, then kill every cell and remove the socket.
+ * As root it starts a thread that keeps a few empty network namespaces ready
+ * for "none" cells; the thread, and the namespaces it holds, stay for the
+ * rest of the process, and later cb_spawn() calls use them too.
+ */
 int cb_serve(const cb_server_opts *opts, cb_error *err);
 
 /* A client of the forkserver.  It authenticates the server too, and refuses

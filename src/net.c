@@ -64,21 +64,32 @@ int cb_net_setup(enum cb_net net)
         return net == CB_NET_LOOPBACK ? bring_up_loopback() : 0;
 }
 
+/*
+ * A new, empty network namespace, entered by this thread just long enough
+ * to hold it; then only the returned fd holds it.
+ */
+static int make_fresh(int home)
+{
+        int fd;
+
+        if (unshare(CLONE_NEWNET) < 0)
+                return -1;
+        fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (setns(home, CLONE_NEWNET) < 0)
+                abort(); /* never leave the caller in the wrong namespace */
+        return fd;
+}
+
 static int shared_fd = -1;
 static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
 
-/* A new network namespace, entered by this thread just long enough to hold it. */
 static void create_shared(void)
 {
         int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 
         if (home < 0)
                 return;
-        if (unshare(CLONE_NEWNET) == 0) {
-                shared_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-                if (setns(home, CLONE_NEWNET) < 0)
-                        abort(); /* never leave the caller in the wrong namespace */
-        }
+        shared_fd = make_fresh(home);
         close(home);
 }
 
@@ -121,19 +132,6 @@ static struct {
         int fd[POOL_SIZE];
         int n;
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0};
-
-/* A new, empty namespace; this thread goes back home so only the fd holds it. */
-static int make_fresh(int home)
-{
-        int fd;
-
-        if (unshare(CLONE_NEWNET) < 0)
-                return -1;
-        fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-        if (setns(home, CLONE_NEWNET) < 0)
-                abort(); /* the thread would make namespaces inside a used one */
-        return fd;
-}
 
 /* After a failure (out of fds, max_net_namespaces reached), wait longer each time, up to 1 s. */
 static void back_off(struct timespec *pause)
