@@ -537,10 +537,11 @@ int cb_cgroup_join_v2_too(struct cb_cgroup *cg)
 
 /*
  * In the cell, before anything else runs there: join each group it was not
- * cloned into.  Moving a task between v1 groups waits for an RCU grace
- * period (milliseconds), which is why the cell does it and not the
- * supervisor, who meanwhile starts other cells.  The fds were opened by the
- * supervisor, whose credentials the kernel checks.
+ * cloned into.  The fds were opened by the supervisor, whose credentials the
+ * kernel checks.  A move can wait out an RCU grace period (milliseconds)
+ * while holding the kernel's cgroup lock, so the supervisor's next cgroup
+ * mkdir may still wait for it; doing it here only keeps that wait out of
+ * the spawn of this cell.  A pool of groups made ahead would hide it.
  */
 int cb_cgroup_join(const struct cb_cgroup *cg)
 {
