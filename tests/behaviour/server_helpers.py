@@ -103,18 +103,21 @@ def status_field(pid, name):
     return None
 
 
-# fresh network namespaces a root server keeps ready for "none" cells (src/net.c)
+# fresh network namespaces a root server keeps ready for "none" cells (POOL_SIZE in src/net.c)
 NETNS_READY = 4
 
 
-def fd_count(pid):
-    """The fds the server holds, leaving out the namespaces it keeps ready, which come
-    and go as cells take them; more of those than it keeps would be a leak."""
+def spare_netns(pid):
+    """Network namespace fds the server holds other than its own namespace's: the ones it
+    keeps ready, and the one none-shared cells share."""
     own = os.readlink(f"/proc/{pid}/ns/net")
-    targets = fd_targets(pid)
-    ready = sum(1 for t in targets if t.startswith("net:[") and t != own)
-    assert ready <= NETNS_READY, targets
-    return len(targets) - ready
+    return sum(1 for t in fd_targets(pid) if t.startswith("net:[") and t != own)
+
+
+def fd_count(pid):
+    """The fds the server holds, leaving out the spare namespaces, which come and go as
+    cells take them (idle_fd_count checks that they stay few)."""
+    return len(fd_targets(pid)) - spare_netns(pid)
 
 
 def fd_targets(pid):
@@ -155,6 +158,8 @@ def idle_fd_count(pid, socket_path, seconds=3.0):
         return connection_count(pid, socket_path) == 0 and not busy and fd_count(pid)
     count = wait_until(idle, seconds)
     assert count, f"the server does not become idle: {fd_targets(pid)}"
+    # more than those kept ready and the shared one would be a leak
+    assert spare_netns(pid) <= NETNS_READY + 1, fd_targets(pid)
     # a connection or cell just ended may still be closing: take the settled low
     for _ in range(5):
         time.sleep(0.05)

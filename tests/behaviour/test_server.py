@@ -1244,8 +1244,13 @@ def test_cells_without_network_cannot_reach_one_another(serve, net):
 
 NAMESPACE_PROBE = r"""
 import fcntl, os, socket, struct
-SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP, NS_GET_USERNS = 0x8913, 0x8914, 1, 0xb701
 print(os.readlink("/proc/self/ns/net"))
+try:     # EPERM: the namespace belongs to a user namespace above the cell's
+    owner = fcntl.ioctl(os.open("/proc/self/ns/net", os.O_RDONLY), NS_GET_USERNS)
+    print("owner", "cell" if os.readlink(f"/proc/self/fd/{owner}") == os.readlink("/proc/self/ns/user") else "?")
+except OSError as e:
+    print("owner", e.errno)
 print(sorted(line.split(":")[0].strip() for line in open("/proc/net/dev").readlines()[2:]))
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind("\0cellblock-fresh")
@@ -1265,7 +1270,7 @@ def test_each_cell_without_network_gets_a_namespace_of_its_own(serve):
     empty and used by one cell only, never the server's, never handed out twice."""
     server = serve()
     server_ns = os.readlink(f"/proc/{server.pid}/ns/net")
-    cells = 2 * NETNS_READY + 2          # more than are kept ready, so some are made on demand
+    cells = 2 * NETNS_READY + 2          # more than are kept ready
     seen = []
     with server.connect() as conn:
         for n in range(cells):           # all alive at once: a namespace reused would show
@@ -1274,12 +1279,16 @@ def test_each_cell_without_network_gets_a_namespace_of_its_own(serve):
                           fds=[w])
             os.close(w)
             with os.fdopen(r) as out:
-                seen.append([out.readline().strip() for _ in range(4)])
+                seen.append([out.readline().strip() for _ in range(5)])
         for n in range(cells):
             conn.request({"op": "kill", "id": f"c{n}"})
             assert conn.wait(f"c{n}")["status"] == "killed"
     namespaces = [lines[0] for lines in seen]
     assert len(set(namespaces)) == cells, namespaces
     assert server_ns not in namespaces
+    # made ahead by the server (owned above the cell) or, when none was ready, by the cell
+    owners = [lines[1] for lines in seen]
+    assert set(owners) <= {f"owner {errno.EPERM}", "owner cell"}, seen
+    assert f"owner {errno.EPERM}" in owners, "the server's ready namespaces were never used"
     # only a loopback, down, and the cell cannot bring it up
-    assert all(lines[1:] == ["['lo']", "down", f"raise {errno.EPERM}"] for lines in seen), seen
+    assert all(lines[2:] == ["['lo']", "down", f"raise {errno.EPERM}"] for lines in seen), seen
