@@ -355,9 +355,10 @@ static unsigned long long clone_flags(const struct cb_child *c)
 /*
  * clone3 with every signal blocked, so that nothing the caller's handlers
  * do can run in the child before it has set itself up.  exit_signal 0: the
- * cell is invisible to the caller's waitpid(-1) and SIGCHLD handling.
+ * cell is invisible to the caller's waitpid(-1) and SIGCHLD handling.  On
+ * failure *what names the part that failed.
  */
-static pid_t clone_cell(struct cb_child *c, int *pidfd)
+static pid_t clone_cell(struct cb_child *c, int *pidfd, const char **what)
 {
         struct clone_args args = {
             .flags = clone_flags(c),
@@ -372,15 +373,21 @@ static pid_t clone_cell(struct cb_child *c, int *pidfd)
                 args.flags |= CLONE_INTO_CGROUP;
                 args.cgroup = (uint64_t)cgroup_fd;
         }
+        *what = "network namespace";
         if (c->netns >= 0 && (home = cb_net_enter(c->netns)) < 0)
                 return -1;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &saved);
+        *what = "clone3";
         pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
-        if (pid < 0 && (args.flags & CLONE_INTO_CGROUP) && cb_cgroup_join_v2_too(c->cg) == 0) {
+        if (pid < 0 && (args.flags & CLONE_INTO_CGROUP)) {
                 /* a kernel without CLONE_INTO_CGROUP: the cell joins by itself */
-                args.flags &= ~(unsigned long long)CLONE_INTO_CGROUP;
-                pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+                *what = "cgroup v2";
+                if (cb_cgroup_join_v2_too(c->cg) == 0) {
+                        *what = "clone3";
+                        args.flags &= ~(unsigned long long)CLONE_INTO_CGROUP;
+                        pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+                }
         }
         if (pid == 0)
                 cell_main(c);
@@ -543,6 +550,7 @@ CB_EXPORT int cb_spawn(const cb_policy *p, char *const argv[], const cb_spawn_op
         struct cb_child child = {.netns = -1};
         struct cb_pipes pp;
         struct cb_cell *cell = NULL;
+        const char *what = NULL;
         cb_error err;
         int pidfd = -1;
         pid_t pid;
@@ -573,10 +581,10 @@ CB_EXPORT int cb_spawn(const cb_policy *p, char *const argv[], const cb_spawn_op
         if (prepare_limits(&child, cell, opts, argv, failure) < 0)
                 goto fail_pipes;
         clock_gettime(CLOCK_MONOTONIC, &cell->started);
-        pid = clone_cell(&child, &pidfd);
+        pid = clone_cell(&child, &pidfd, &what);
         cb_cgroup_close_setup_fds(cell->cg);
         if (pid < 0) {
-                spawn_failed(failure, CB_STEP_CLONE, errno, "clone3");
+                spawn_failed(failure, CB_STEP_CLONE, errno, what);
                 goto fail_pipes;
         }
         if (settle_child(&child, pid, &pp, failure) < 0) {
