@@ -43,17 +43,23 @@ static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Small file helpers                                                 */
 /* ------------------------------------------------------------------ */
 
-static int write_file(const char *dir, const char *name, const char *text)
+/* dir/name, opened close-on-exec. */
+static int open_in(const char *dir, const char *name, int flags)
 {
         char path[PATH_MAX];
-        ssize_t len = (ssize_t)strlen(text), n;
-        int fd, saved;
 
         if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
                 errno = ENAMETOOLONG;
                 return -1;
         }
-        fd = open(path, O_WRONLY | O_CLOEXEC);
+        return open(path, flags | O_CLOEXEC);
+}
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+        ssize_t len = (ssize_t)strlen(text), n;
+        int fd = open_in(dir, name, O_WRONLY), saved;
+
         if (fd < 0)
                 return -1;
         n = write(fd, text, (size_t)len);
@@ -65,12 +71,9 @@ static int write_file(const char *dir, const char *name, const char *text)
 
 static ssize_t read_file(const char *dir, const char *name, char *buf, size_t size)
 {
-        char path[PATH_MAX];
         ssize_t n;
-        int fd;
+        int fd = open_in(dir, name, O_RDONLY);
 
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -1;
         n = read(fd, buf, size - 1);
@@ -413,15 +416,8 @@ static int apply_limits(struct cb_cgroup *cg, const cb_policy *p, const char **w
 
 static int open_join(struct cb_cgroup *cg, int h)
 {
-        char path[PATH_MAX];
-        int fd;
+        int fd = open_in(cell_dir(cg, h).s, "cgroup.procs", O_WRONLY);
 
-        if (snprintf(path, sizeof(path), "%s/cgroup.procs", cell_dir(cg, h).s) >=
-            (int)sizeof(path)) {
-                errno = ENAMETOOLONG;
-                return -1;
-        }
-        fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd < 0)
                 return -1;
         cg->join_fd[cg->n_join++] = fd;
@@ -514,7 +510,7 @@ int cb_cgroup_create(const cb_policy *p, const char *label, struct cb_cgroup **o
                 goto fail;
         /* without it the cell would start outside its v2 group */
         *what = "cgroup v2";
-        if (host.v2 >= 0 && (cg->in & (1u << host.v2)) &&
+        if (host.v2 >= 0 &&
             (cg->v2_fd = open(cell_dir(cg, host.v2).s, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
                 goto fail;
         *out = cg;
